@@ -1,0 +1,12 @@
+//! pyvmd: a NETCONF server that hosts NSO-style Python packages in embedded Python VMs.
+//!
+//! Layers, in the direction data flows:
+//! `ssh` (transport) → `netconf` (framing, sessions, rpc dispatch) → `datastore` (libyang trees,
+//! transactions, persistence) with `yang` holding the schema context.
+
+pub mod client;
+pub mod datastore;
+pub mod netconf;
+pub mod server;
+pub mod ssh;
+pub mod yang;

@@ -1,0 +1,141 @@
+//! The `pyvmd` command: `serve` runs the NETCONF server, `bench` measures one.
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+use pyvmd::server::{ServeOptions, serve};
+use pyvmd::ssh::UserPassword;
+
+/// A NETCONF server that hosts NSO-style Python packages in embedded Python VMs.
+#[derive(Parser)]
+#[command(name = "pyvmd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the NETCONF server (SSH, port 830 by default).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 0.0.0.0:$NETCONF_PORT, or 0.0.0.0:830].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Port to listen on when --listen is not given.
+    #[arg(long, env = "NETCONF_PORT", default_value_t = 830)]
+    port: u16,
+    /// Directory for host keys and the persisted configuration.
+    #[arg(long, default_value = "./state")]
+    state_dir: PathBuf,
+    /// Directory of Python packages (one sub-directory per package).
+    #[arg(long, default_value = "./packages")]
+    packages: PathBuf,
+    /// Directory of YANG modules; every *.yang file in it is loaded.
+    #[arg(long, default_value = "./yang")]
+    yang_dir: PathBuf,
+    /// Directory for the server's log file (pyvmd.log) and the VM logs.
+    #[arg(long, default_value = "./logs")]
+    log_dir: PathBuf,
+    /// The user name for password logins.
+    #[arg(long, env = "NETCONF_USER", default_value = "admin")]
+    user: String,
+    /// The password for password logins.
+    #[arg(
+        long,
+        env = "NETCONF_PASSWORD",
+        default_value = "admin",
+        hide_env_values = true
+    )]
+    password: String,
+    /// An OpenSSH authorized_keys file for public-key logins [default: <state-dir>/authorized_keys].
+    #[arg(long)]
+    authorized_keys: Option<PathBuf>,
+    /// Delay after a failed login, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    auth_failure_delay_ms: u64,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, env = "NETCONF_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// The largest message a client may send, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_message_size: usize,
+    /// Seconds a client has to send its hello.
+    #[arg(long, default_value_t = 60)]
+    hello_timeout: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_dir, &args.log_level)?;
+    let authorized_keys = args
+        .authorized_keys
+        .or_else(|| Some(args.state_dir.join("authorized_keys")));
+    let options = ServeOptions {
+        listen: args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], args.port))),
+        state_dir: args.state_dir,
+        yang_dir: args.yang_dir,
+        users: vec![UserPassword {
+            user: args.user,
+            password: args.password,
+        }],
+        authorized_keys,
+        auth_failure_delay: Duration::from_millis(args.auth_failure_delay_ms),
+        max_message_size: args.max_message_size,
+        hello_timeout: Duration::from_secs(args.hello_timeout),
+    };
+    let _ = args.packages;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(options))
+}
+
+/// Logs go to stderr and to `<log-dir>/pyvmd.log`.
+fn init_logging(log_dir: &std::path::Path, level: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(log_dir)
+        .with_context(|| format!("creating the log directory {}", log_dir.display()))?;
+    let path = log_dir.join("pyvmd.log");
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let filter = || {
+        EnvFilter::try_new(format!("{level},russh=warn")).unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter()),
+        )
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .with_filter(filter()),
+        )
+        .init();
+    Ok(())
+}

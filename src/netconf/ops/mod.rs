@@ -1,0 +1,61 @@
+//! The NETCONF operations, a module per family. Each takes the parsed request and returns a
+//! reply body or the list of `rpc-error`s.
+
+mod datastore;
+mod session;
+
+use crate::netconf::NetconfServer;
+use crate::netconf::error::RpcError;
+use crate::netconf::rpc::OpResult;
+use crate::netconf::session::SessionState;
+use crate::netconf::xml::{Element, NS_BASE};
+
+/// Everything an operation may look at.
+pub struct Call<'a> {
+    /// The whole `<rpc>` element (for namespace declarations in scope).
+    pub rpc: &'a Element,
+    /// The operation element, the one child of `<rpc>`.
+    pub operation: &'a Element,
+    /// The session that sent it.
+    pub session: &'a SessionState,
+    /// Shared server state.
+    pub server: &'a NetconfServer,
+}
+
+/// The result of an operation.
+pub type OpOutcome = Result<OpResult, Vec<RpcError>>;
+
+/// Runs the operation named by `call.operation`.
+pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
+    let op = call.operation;
+    if !(op.ns == NS_BASE || op.ns.is_empty()) {
+        return Err(vec![RpcError::not_supported(format!(
+            "unknown operation <{}> in namespace {}",
+            op.name, op.ns
+        ))]);
+    }
+    match op.name.as_str() {
+        "get" => datastore::get(call).await,
+        "get-config" => datastore::get_config(call).await,
+        "edit-config" => datastore::edit_config(call).await,
+        "validate" => datastore::validate(call).await,
+        "close-session" => Ok(OpResult::Ok),
+        "kill-session" => session::kill_session(call),
+        other => Err(vec![RpcError::not_supported(format!(
+            "operation <{other}> is not supported"
+        ))]),
+    }
+}
+
+/// Runs blocking datastore work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Vec<RpcError>> + Send + 'static,
+) -> Result<T, Vec<RpcError>> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(vec![RpcError::new(
+            crate::netconf::error::ErrorType::Application,
+            crate::netconf::error::ErrorTag::OperationFailed,
+            format!("internal error: {e}"),
+        )])
+    })
+}

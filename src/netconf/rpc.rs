@@ -1,0 +1,132 @@
+//! The RPC layer (RFC 6241 §4): checks the `<rpc>` envelope, dispatches the operation, and wraps
+//! its result in an `<rpc-reply>` that echoes the attributes of the request.
+
+use std::fmt::Write as _;
+
+use crate::netconf::NetconfServer;
+use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError, errors_xml};
+use crate::netconf::ops;
+use crate::netconf::session::SessionState;
+use crate::netconf::xml::{self, Element, NS_BASE, escape_text};
+
+/// What an operation produced.
+pub enum OpResult {
+    /// `<ok/>`.
+    Ok,
+    /// A reply body (e.g. `<data>…</data>`), written inside `<rpc-reply>` as is.
+    Body(String),
+}
+
+/// What the session should do with an answered message.
+pub enum Outcome {
+    /// Send the reply and go on.
+    Reply(String),
+    /// Send the reply, then end the session (`close-session`).
+    ReplyAndClose(String),
+}
+
+/// Handles one message received after the hello.
+pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServer) -> Outcome {
+    let rpc = match xml::parse(message) {
+        Ok(rpc) => rpc,
+        Err(e) => {
+            let error = RpcError::new(
+                ErrorType::Rpc,
+                ErrorTag::MalformedMessage,
+                format!("the message is not well-formed XML: {e}"),
+            );
+            return Outcome::Reply(error_reply(None, &[error]));
+        }
+    };
+    if !rpc.is(NS_BASE, "rpc") {
+        let error = RpcError::new(
+            ErrorType::Rpc,
+            ErrorTag::UnknownElement,
+            format!("expected <rpc>, got <{}>", rpc.name),
+        )
+        .with_info(ErrorInfo::BadElement(rpc.name.clone()));
+        return Outcome::Reply(error_reply(None, &[error]));
+    }
+    if rpc.attr("message-id").is_none() {
+        let error = RpcError::new(
+            ErrorType::Rpc,
+            ErrorTag::MissingAttribute,
+            "the <rpc> element has no message-id attribute",
+        )
+        .with_info(ErrorInfo::BadAttribute("message-id".into()))
+        .with_info(ErrorInfo::BadElement("rpc".into()));
+        return Outcome::Reply(error_reply(Some(&rpc), &[error]));
+    }
+    let mut operations = rpc.elements();
+    let (Some(operation), None) = (operations.next(), operations.next()) else {
+        let error = RpcError::new(
+            ErrorType::Rpc,
+            ErrorTag::MalformedMessage,
+            "an <rpc> must contain exactly one operation",
+        );
+        return Outcome::Reply(error_reply(Some(&rpc), &[error]));
+    };
+    let context = ops::Call {
+        rpc: &rpc,
+        operation,
+        session,
+        server,
+    };
+    let close = operation.is(NS_BASE, "close-session");
+    match ops::dispatch(&context).await {
+        Ok(result) => {
+            let reply = reply(&rpc, result);
+            if close {
+                Outcome::ReplyAndClose(reply)
+            } else {
+                Outcome::Reply(reply)
+            }
+        }
+        Err(errors) => Outcome::Reply(error_reply(Some(&rpc), &errors)),
+    }
+}
+
+fn reply(rpc: &Element, result: OpResult) -> String {
+    let mut out = open_reply(Some(rpc));
+    match result {
+        OpResult::Ok => out.push_str("<ok/>"),
+        OpResult::Body(body) => out.push_str(&body),
+    }
+    out.push_str("</rpc-reply>");
+    out
+}
+
+/// An `<rpc-reply>` holding `errors`; `rpc` is the request when it could be parsed.
+pub fn error_reply(rpc: Option<&Element>, errors: &[RpcError]) -> String {
+    let mut out = open_reply(rpc);
+    out.push_str(&errors_xml(errors));
+    out.push_str("</rpc-reply>");
+    out
+}
+
+/// `<rpc-reply>` with every attribute of the request echoed (RFC 6241 §4.2), along with the
+/// prefix declarations those attributes need.
+fn open_reply(rpc: Option<&Element>) -> String {
+    let mut out = String::with_capacity(256);
+    let _ = write!(out, "<rpc-reply xmlns=\"{NS_BASE}\"");
+    if let Some(rpc) = rpc {
+        for (prefix, uri) in &rpc.ns_decls {
+            if !prefix.is_empty() {
+                let _ = write!(out, " xmlns:{prefix}=\"{}\"", escape_text(uri));
+            }
+        }
+        for attr in &rpc.attrs {
+            let name = match &attr.prefix {
+                Some(p) => format!("{p}:{}", attr.name),
+                None => attr.name.clone(),
+            };
+            let _ = write!(
+                out,
+                " {name}=\"{}\"",
+                quick_xml::escape::escape(&attr.value)
+            );
+        }
+    }
+    out.push('>');
+    out
+}

@@ -1,0 +1,146 @@
+//! One NETCONF session (RFC 6241 §2, §8.1): the hello exchange, then a loop that reads framed
+//! messages, answers each rpc in order, and ends on `close-session`, `kill-session`, a framing
+//! error, or the client going away.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout_at};
+use tracing::{debug, info, warn};
+
+use crate::netconf::capabilities::{parse_client_hello, server_hello};
+use crate::netconf::error::{ErrorTag, ErrorType, RpcError};
+use crate::netconf::framing::{FrameDecoder, FrameError, Framing, encode};
+use crate::netconf::rpc::{self, Outcome};
+use crate::netconf::{NetconfServer, xml};
+use crate::ssh::{NetconfIo, Output, Peer};
+
+/// The per-session state that operations may look at.
+pub struct SessionState {
+    /// This session's id.
+    pub id: u32,
+    /// The authenticated user.
+    pub user: String,
+}
+
+/// Runs a session to its end. Spawned once per `netconf` subsystem channel.
+pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
+    let registration = server.sessions.register(&peer.user, peer.addr);
+    let id = registration.id;
+    info!(session = id, user = %peer.user, addr = ?peer.addr, "session started");
+    let mut conn = Connection {
+        input: io.input,
+        output: io.output,
+        decoder: FrameDecoder::new(server.max_message_size),
+        killed: registration.killed,
+    };
+    let state = SessionState {
+        id,
+        user: peer.user.clone(),
+    };
+    let reason = conn.serve(&state, &server).await;
+    info!(session = id, reason, "session ended");
+    server.sessions.unregister(id);
+    let _ = conn.output.send(Output::Close).await;
+}
+
+struct Connection {
+    input: mpsc::Receiver<Vec<u8>>,
+    output: mpsc::Sender<Output>,
+    decoder: FrameDecoder,
+    killed: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What reading the next message gave.
+enum Next {
+    Message(Vec<u8>),
+    Closed(&'static str),
+    Frame(FrameError),
+}
+
+impl Connection {
+    async fn serve(&mut self, state: &SessionState, server: &NetconfServer) -> &'static str {
+        let hello = server_hello(&server.capabilities, state.id);
+        if self.send(hello.as_bytes()).await.is_err() {
+            return "client gone";
+        }
+        let deadline = Instant::now() + server.hello_timeout;
+        let hello = match timeout_at(deadline, self.next()).await {
+            Err(_) => return "no hello in time",
+            Ok(Next::Closed(reason)) => return reason,
+            Ok(Next::Frame(e)) => {
+                warn!(session = state.id, error = %e, "bad framing before hello");
+                return "bad framing";
+            }
+            Ok(Next::Message(m)) => m,
+        };
+        match xml::parse(&hello)
+            .map_err(|e| e.to_string())
+            .and_then(|e| parse_client_hello(&e))
+        {
+            Ok(h) if h.base_1_1 => self.decoder.set_framing(Framing::Chunked),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(session = state.id, error = %e, "bad hello");
+                return "bad hello";
+            }
+        }
+        loop {
+            let message = match self.next().await {
+                Next::Message(m) => m,
+                Next::Closed(reason) => return reason,
+                Next::Frame(e) => {
+                    // Answer what we can, then end: after a framing error the rest of the
+                    // stream cannot be trusted (RFC 6242 §4.2).
+                    warn!(session = state.id, error = %e, "framing error");
+                    let (tag, error_type) = match e {
+                        FrameError::TooBig { .. } => (ErrorTag::TooBig, ErrorType::Rpc),
+                        _ => (ErrorTag::MalformedMessage, ErrorType::Rpc),
+                    };
+                    let reply =
+                        rpc::error_reply(None, &[RpcError::new(error_type, tag, e.to_string())]);
+                    let _ = self.send(reply.as_bytes()).await;
+                    if matches!(e, FrameError::NulByte) {
+                        continue;
+                    }
+                    return "framing error";
+                }
+            };
+            let outcome = rpc::handle(&message, state, server).await;
+            let (reply, close) = match outcome {
+                Outcome::Reply(r) => (r, false),
+                Outcome::ReplyAndClose(r) => (r, true),
+            };
+            if self.send(reply.as_bytes()).await.is_err() {
+                return "client gone";
+            }
+            if close {
+                return "closed by client";
+            }
+        }
+    }
+
+    /// Waits for the next complete message.
+    async fn next(&mut self) -> Next {
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(m)) => return Next::Message(m),
+                Ok(None) => {}
+                Err(e) => return Next::Frame(e),
+            }
+            tokio::select! {
+                chunk = self.input.recv() => match chunk {
+                    Some(bytes) => self.decoder.extend(&bytes),
+                    None => return Next::Closed("client disconnected"),
+                },
+                _ = self.killed.changed() => return Next::Closed("killed"),
+            }
+        }
+    }
+
+    async fn send(&self, message: &[u8]) -> Result<(), ()> {
+        debug!(bytes = message.len(), "sending message");
+        let framed = encode(self.decoder.framing(), message);
+        self.output.send(Output::Data(framed)).await.map_err(|_| ())
+    }
+}

@@ -1,0 +1,104 @@
+//! `pyvmd serve`: loads the YANG context and the datastore, and serves NETCONF over SSH until
+//! SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::datastore::Datastore;
+use crate::netconf::capabilities::{IETF_NETCONF_FEATURES, protocol_capabilities};
+use crate::netconf::sessions::Sessions;
+use crate::netconf::{NetconfServer, session};
+use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
+use crate::yang::YangContext;
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where to listen for SSH.
+    pub listen: SocketAddr,
+    /// Host keys and the persisted datastores.
+    pub state_dir: PathBuf,
+    /// The YANG modules to load.
+    pub yang_dir: PathBuf,
+    /// Password logins.
+    pub users: Vec<UserPassword>,
+    /// An OpenSSH `authorized_keys` file for public-key logins.
+    pub authorized_keys: Option<PathBuf>,
+    /// How long a failed login is held before the client may try again.
+    pub auth_failure_delay: Duration,
+    /// The largest message a client may send.
+    pub max_message_size: usize,
+    /// How long a client has to send its hello.
+    pub hello_timeout: Duration,
+}
+
+/// Runs the server until a termination signal arrives.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let yang = YangContext::load(
+        &options.yang_dir,
+        &[("ietf-netconf", IETF_NETCONF_FEATURES)],
+    )
+    .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    let mut capabilities = protocol_capabilities();
+    capabilities.extend(yang.modules().iter().map(|m| m.capability()));
+    let ctx = yang.context();
+    let state_dir = options.state_dir.clone();
+    let datastore = tokio::task::spawn_blocking(move || Datastore::open(ctx, &state_dir))
+        .await?
+        .with_context(|| {
+            format!(
+                "loading the running configuration from {}",
+                options.state_dir.display()
+            )
+        })?;
+    let netconf = Arc::new(NetconfServer {
+        datastore: Arc::new(datastore),
+        sessions: Sessions::default(),
+        capabilities,
+        max_message_size: options.max_message_size,
+        hello_timeout: options.hello_timeout,
+    });
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    info!(address = %listener.local_addr()?, "NETCONF over SSH listening");
+    let starter: SubsystemStarter = Arc::new(move |io, peer| {
+        tokio::spawn(session::run(io, peer, Arc::clone(&netconf)));
+    });
+    let ssh_config = SshConfig {
+        state_dir: options.state_dir.clone(),
+        auth: AuthConfig {
+            users: options.users.clone(),
+            authorized_keys: options.authorized_keys.clone(),
+            failure_delay: options.auth_failure_delay,
+        },
+        input_queue_bytes: options.max_message_size.clamp(1 << 20, 64 << 20),
+    };
+    tokio::select! {
+        result = ssh::serve(ssh_config, listener, starter) => result,
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,412 @@
+//! Who may log in: configured user/password pairs and an OpenSSH `authorized_keys` file.
+//!
+//! Policy:
+//! - **Password**: the user name and password must match one configured [`UserPassword`]. The
+//!   comparison runs in constant time over all configured users (on SHA-256 digests, so lengths
+//!   do not leak either), and russh pads every rejection to [`AuthConfig::failure_delay`].
+//! - **Public key**: the key must be listed in the `authorized_keys` file, which is re-read on
+//!   every attempt so that edits take effect without a restart. A key authenticates the user
+//!   name it is offered with only if that user is one of the configured `users`, or if no users
+//!   are configured at all (key-only deployments). This keeps the set of user names that can
+//!   appear in NETCONF sessions (and thus in NACM decisions) under the operator's control,
+//!   rather than letting a key holder pick any name.
+//! - `authorized_keys` options cannot be honoured by a NETCONF-only server: entries carrying
+//!   options that merely forbid things this server never offers (`restrict`, `no-pty`,
+//!   `no-port-forwarding`, ...) are accepted, but entries with any other option (`from=`,
+//!   `command=`, `expiry-time=`, `cert-authority`, ...) are skipped with a warning, because
+//!   ignoring such a restriction would grant more than the file says.
+//! - OpenSSH certificates and keyboard-interactive are not offered.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::ssh_key::authorized_keys::Entry;
+use russh::keys::{HashAlg, PublicKey};
+use russh::server::Auth;
+use russh::{MethodKind, MethodSet};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// One user allowed to log in with a password.
+#[derive(Clone)]
+pub struct UserPassword {
+    /// The user name (it becomes the NETCONF session's user).
+    pub user: String,
+    /// The password, in clear text as configured.
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserPassword {
+    // Keep passwords out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPassword")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// How clients authenticate; see the module documentation for the policy.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Users allowed to log in with a password; also the user names a public key may log in
+    /// as (any name if this list is empty).
+    pub users: Vec<UserPassword>,
+    /// An OpenSSH `authorized_keys` file; `None` disables public-key authentication.
+    pub authorized_keys: Option<PathBuf>,
+    /// How long a failed attempt takes before the client hears about it (slows down password
+    /// guessing). The initial "none" probe that clients send first is not delayed.
+    pub failure_delay: Duration,
+}
+
+/// `authorized_keys` options that only forbid things this server never offers, so accepting
+/// such an entry grants nothing beyond what the file says. Compared case-insensitively, like
+/// OpenSSH does.
+const HARMLESS_KEY_OPTIONS: &[&str] = &[
+    "restrict",
+    "no-pty",
+    "no-port-forwarding",
+    "no-agent-forwarding",
+    "no-x11-forwarding",
+    "no-user-rc",
+];
+
+impl AuthConfig {
+    /// The methods worth offering with this configuration: `password` if users are configured,
+    /// `publickey` if an `authorized_keys` file is. Offering a method that can never succeed
+    /// would only make clients try it (and pay [`failure_delay`](Self::failure_delay) for it).
+    pub fn methods(&self) -> MethodSet {
+        let mut methods = MethodSet::empty();
+        if !self.users.is_empty() {
+            methods.push(MethodKind::Password);
+        }
+        if self.authorized_keys.is_some() {
+            methods.push(MethodKind::PublicKey);
+        }
+        methods
+    }
+
+    /// Whether `user`/`password` match a configured user, in constant time.
+    pub fn check_password(&self, user: &str, password: &str) -> bool {
+        let user_digest = Sha256::digest(user.as_bytes());
+        let password_digest = Sha256::digest(password.as_bytes());
+        // Look at every entry, whatever matches, so timing does not reveal which users exist.
+        let mut ok = Choice::from(0);
+        for entry in &self.users {
+            let user_ok = Sha256::digest(entry.user.as_bytes()).ct_eq(&user_digest);
+            let password_ok = Sha256::digest(entry.password.as_bytes()).ct_eq(&password_digest);
+            ok |= user_ok & password_ok;
+        }
+        ok.into()
+    }
+
+    /// Whether a public key may log in as `user` at all (see the module documentation).
+    pub fn key_user_allowed(&self, user: &str) -> bool {
+        self.users.is_empty() || self.users.iter().any(|u| u.user == user)
+    }
+
+    /// Whether `key` may log in as `user`: the user is allowed and the key is listed in the
+    /// `authorized_keys` file, read now. A missing file means no keys; an unreadable file is
+    /// an error (the caller rejects and logs it).
+    pub async fn check_public_key(&self, user: &str, key: &PublicKey) -> std::io::Result<bool> {
+        let Some(path) = &self.authorized_keys else {
+            return Ok(false);
+        };
+        if !self.key_user_allowed(user) {
+            return Ok(false);
+        }
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(path = %path.display(), "authorized_keys file does not exist");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(authorized_keys_contain(&text, path, key))
+    }
+}
+
+/// Whether the `authorized_keys` text lists `key` in an entry we can honour. Lines that do not
+/// parse, and entries with options we cannot enforce, are skipped with a warning (`path` is
+/// only used for those messages).
+pub fn authorized_keys_contain(text: &str, path: &Path, key: &PublicKey) -> bool {
+    let mut found = false;
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let entry: Entry = match line.parse() {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    line = index + 1,
+                    error = %e,
+                    "skipping unparsable authorized_keys line"
+                );
+                continue;
+            }
+        };
+        if entry.public_key().key_data() != key.key_data() {
+            continue;
+        }
+        if let Some(option) = entry.config_opts().iter().find(|o| {
+            !HARMLESS_KEY_OPTIONS
+                .iter()
+                .any(|h| o.eq_ignore_ascii_case(h))
+        }) {
+            tracing::warn!(
+                path = %path.display(),
+                line = index + 1,
+                option,
+                "skipping authorized_keys entry: option not supported by this server"
+            );
+            continue;
+        }
+        // Keep scanning instead of returning early only to report unsupported duplicates;
+        // the file is small.
+        found = true;
+    }
+    found
+}
+
+/// Answers the authentication callbacks of one connection, logging failures.
+///
+/// The delays are russh's: every rejection is held back until
+/// [`AuthConfig::failure_delay`] has passed since the request arrived (the server's russh
+/// config sets `auth_rejection_time` from it, and `auth_rejection_time_initial` to zero).
+pub(super) struct Authenticator {
+    config: Arc<AuthConfig>,
+    peer: Option<SocketAddr>,
+}
+
+impl Authenticator {
+    /// An authenticator for a connection from `peer`.
+    pub(super) fn new(config: Arc<AuthConfig>, peer: Option<SocketAddr>) -> Self {
+        Authenticator { config, peer }
+    }
+
+    /// The "none" method: never accepted. Not logged: clients send it first to learn the
+    /// methods, it is not a failed login.
+    pub(super) fn none(&self) -> Auth {
+        self.reject()
+    }
+
+    /// The "password" method.
+    pub(super) fn password(&self, user: &str, password: &str) -> Auth {
+        if self.config.check_password(user, password) {
+            tracing::info!(user, peer = ?self.peer, method = "password", "authenticated");
+            Auth::Accept
+        } else {
+            tracing::warn!(user, peer = ?self.peer, method = "password", "authentication failed");
+            self.reject()
+        }
+    }
+
+    /// A public key offered (before its signature is checked). Checking here spares the
+    /// client a signature for a key that would be refused anyway.
+    pub(super) async fn publickey_offered(&self, user: &str, key: &PublicKey) -> Auth {
+        self.publickey_check(user, key, false).await
+    }
+
+    /// A public key whose signature russh has verified: the check that decides. The file is
+    /// read again because a client may probe a key and sign with it much later.
+    pub(super) async fn publickey(&self, user: &str, key: &PublicKey) -> Auth {
+        self.publickey_check(user, key, true).await
+    }
+
+    async fn publickey_check(&self, user: &str, key: &PublicKey, verified: bool) -> Auth {
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
+        match self.config.check_public_key(user, key).await {
+            Ok(true) => {
+                if verified {
+                    tracing::info!(
+                        user,
+                        peer = ?self.peer,
+                        method = "publickey",
+                        key = %fingerprint,
+                        "authenticated"
+                    );
+                }
+                Auth::Accept
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    user,
+                    peer = ?self.peer,
+                    method = "publickey",
+                    key = %fingerprint,
+                    "authentication failed: key not authorized for this user"
+                );
+                self.reject()
+            }
+            Err(e) => {
+                tracing::warn!(
+                    user,
+                    peer = ?self.peer,
+                    method = "publickey",
+                    key = %fingerprint,
+                    error = %e,
+                    "authentication failed: cannot read authorized_keys"
+                );
+                self.reject()
+            }
+        }
+    }
+
+    /// A rejection that keeps all configured methods available: without
+    /// `proceed_with_methods`, russh removes the failed method from the list and the client
+    /// gets no second try.
+    fn reject(&self) -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(self.config.methods()),
+            partial_success: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::{Algorithm, PrivateKey};
+
+    fn config(users: &[(&str, &str)], keys: Option<PathBuf>) -> AuthConfig {
+        AuthConfig {
+            users: users
+                .iter()
+                .map(|(u, p)| UserPassword {
+                    user: u.to_string(),
+                    password: p.to_string(),
+                })
+                .collect(),
+            authorized_keys: keys,
+            failure_delay: Duration::from_millis(10),
+        }
+    }
+
+    fn new_key() -> PrivateKey {
+        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key")
+    }
+
+    fn line(key: &PrivateKey, comment: &str) -> String {
+        let mut public = key.public_key().clone();
+        public.set_comment(comment);
+        public.to_openssh().expect("encode")
+    }
+
+    #[test]
+    fn password_matches_only_the_right_pair() {
+        let c = config(&[("admin", "secret"), ("oper", "hunter2")], None);
+        assert!(c.check_password("admin", "secret"));
+        assert!(c.check_password("oper", "hunter2"));
+        assert!(!c.check_password("admin", "hunter2"));
+        assert!(!c.check_password("oper", "secret"));
+        assert!(!c.check_password("admin", "secre"));
+        assert!(!c.check_password("admin", "secret "));
+        assert!(!c.check_password("nobody", "secret"));
+        assert!(!c.check_password("", ""));
+        assert!(!config(&[], None).check_password("", ""));
+    }
+
+    #[test]
+    fn methods_follow_the_configuration() {
+        let path = Some(PathBuf::from("/nonexistent"));
+        assert_eq!(
+            &*config(&[("a", "b")], None).methods(),
+            &[MethodKind::Password]
+        );
+        assert_eq!(
+            &*config(&[], path.clone()).methods(),
+            &[MethodKind::PublicKey]
+        );
+        assert_eq!(
+            &*config(&[("a", "b")], path).methods(),
+            &[MethodKind::Password, MethodKind::PublicKey]
+        );
+    }
+
+    #[test]
+    fn key_users() {
+        assert!(config(&[], None).key_user_allowed("anyone"));
+        let c = config(&[("admin", "x")], None);
+        assert!(c.key_user_allowed("admin"));
+        assert!(!c.key_user_allowed("root"));
+    }
+
+    #[test]
+    fn authorized_keys_parsing() {
+        let path = Path::new("authorized_keys");
+        let (k1, k2, k3, k4) = (new_key(), new_key(), new_key(), new_key());
+        let text = format!(
+            "# a comment\n\n\
+             {}\n\
+             garbage line that is not a key\n\
+             restrict,no-pty {}\n\
+             from=\"10.0.0.1\" {}\n",
+            line(&k1, "alice with spaces in the comment"),
+            line(&k2, "bob"),
+            line(&k3, "carol"),
+        );
+        assert!(authorized_keys_contain(&text, path, k1.public_key()));
+        assert!(authorized_keys_contain(&text, path, k2.public_key()));
+        // An option we cannot enforce: the entry must not grant access.
+        assert!(!authorized_keys_contain(&text, path, k3.public_key()));
+        assert!(!authorized_keys_contain(&text, path, k4.public_key()));
+        assert!(!authorized_keys_contain("", path, k1.public_key()));
+    }
+
+    #[tokio::test]
+    async fn public_key_check_reads_the_file_each_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("authorized_keys");
+        let key = new_key();
+        let c = config(&[("admin", "x")], Some(file.clone()));
+
+        // Missing file: no keys, not an error.
+        assert!(
+            !c.check_public_key("admin", key.public_key())
+                .await
+                .expect("check")
+        );
+
+        std::fs::write(&file, format!("{}\n", line(&key, "k"))).expect("write");
+        assert!(
+            c.check_public_key("admin", key.public_key())
+                .await
+                .expect("check")
+        );
+        // The key only logs in as configured users.
+        assert!(
+            !c.check_public_key("root", key.public_key())
+                .await
+                .expect("check")
+        );
+
+        std::fs::write(&file, "").expect("write");
+        assert!(
+            !c.check_public_key("admin", key.public_key())
+                .await
+                .expect("check")
+        );
+    }
+
+    #[test]
+    fn rejections_keep_all_methods() {
+        let c = Arc::new(config(&[("admin", "secret")], Some(PathBuf::from("/x"))));
+        let a = Authenticator::new(c, None);
+        assert_eq!(a.password("admin", "secret"), Auth::Accept);
+        assert_eq!(
+            a.password("admin", "wrong"),
+            Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(
+                    &[MethodKind::Password, MethodKind::PublicKey][..]
+                )),
+                partial_success: false,
+            }
+        );
+    }
+}
