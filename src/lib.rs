@@ -4,6 +4,7 @@
 //! `ssh` (transport) → `netconf` (framing, sessions, rpc dispatch) → `datastore` (libyang trees,
 //! transactions, persistence) with `yang` holding the schema context.
 
+pub mod bench;
 pub mod client;
 pub mod datastore;
 pub mod netconf;

@@ -27,6 +27,27 @@ struct Cli {
 enum Command {
     /// Run the NETCONF server (SSH, port 830 by default).
     Serve(ServeArgs),
+    /// Start a server on a free loopback port and measure it.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Directory of YANG modules for the server under test.
+    #[arg(long, default_value = "./yang")]
+    yang_dir: PathBuf,
+    /// List entries in the large-datastore figures.
+    #[arg(long, default_value_t = 10_000)]
+    entries: usize,
+    /// Round trips in the small get-config figure.
+    #[arg(long, default_value_t = 5_000)]
+    round_trips: usize,
+    /// Edits in the edit-config latency figure.
+    #[arg(long, default_value_t = 500)]
+    edits: usize,
+    /// Sessions in the session-rate figure.
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
 }
 
 #[derive(Args)]
@@ -81,6 +102,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(pyvmd::bench::run(pyvmd::bench::BenchOptions {
+                yang_dir: args.yang_dir,
+                entries: args.entries,
+                round_trips: args.round_trips,
+                edits: args.edits,
+                sessions: args.sessions,
+            })),
     }
 }
 

@@ -116,7 +116,7 @@ impl Datastore {
                 ctx,
                 bytes,
                 DataFormat::XML,
-                config_parse_flags(),
+                config_parse_flags() | DataParserFlags::NO_VALIDATION,
                 DataValidationFlags::empty(),
             )
             .map_err(|_| raw::last_error(ctx))?,
@@ -260,4 +260,187 @@ fn print(tree: &DataTree<'_>, defaults: WithDefaults) -> Result<String, Datastor
         .into_owned();
     unsafe { raw::free_c(out as *mut std::ffi::c_void) };
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netconf::capabilities::IETF_NETCONF_FEATURES;
+    use crate::yang::YangContext;
+
+    const NCS: &str = "http://tail-f.com/ns/ncs";
+    const NC: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
+
+    fn context() -> &'static Context {
+        static CTX: std::sync::OnceLock<&'static Context> = std::sync::OnceLock::new();
+        CTX.get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
+            YangContext::load(&dir, &[("ietf-netconf", IETF_NETCONF_FEATURES)])
+                .expect("the repository's YANG modules load")
+                .context()
+        })
+    }
+
+    fn edit(ds: &Datastore, config: &str) -> Result<(), DatastoreError> {
+        ds.edit_running(&EditRequest {
+            config: format!("<python-vm xmlns=\"{NCS}\" xmlns:nc=\"{NC}\">{config}</python-vm>"),
+            default_operation: EditOperation::Merge,
+            test_option: TestOption::TestThenSet,
+        })
+    }
+
+    fn running(ds: &Datastore) -> String {
+        ds.get_config(None, WithDefaults::Explicit).unwrap()
+    }
+
+    #[test]
+    fn merge_twice_updates_the_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        for level in ["level-debug", "level-info", "level-error"] {
+            edit(&ds, &format!("<logging><level>{level}</level></logging>")).unwrap();
+            assert!(
+                running(&ds).contains(&format!("<level>{level}</level>")),
+                "{}",
+                running(&ds)
+            );
+        }
+    }
+
+    #[test]
+    fn create_delete_remove_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        let entry = |op: &str| {
+            format!(
+                "<logging><vm-levels nc:operation=\"{op}\"><node-id>a</node-id><level>level-error</level></vm-levels></logging>"
+            )
+        };
+        edit(&ds, &entry("create")).unwrap();
+        assert!(matches!(
+            edit(&ds, &entry("create")),
+            Err(DatastoreError::DataExists { .. })
+        ));
+        edit(&ds, &entry("delete")).unwrap();
+        assert!(matches!(
+            edit(&ds, &entry("delete")),
+            Err(DatastoreError::DataMissing { .. })
+        ));
+        edit(&ds, &entry("remove")).unwrap();
+        assert!(!running(&ds).contains("vm-levels"));
+        // A delete needs no valid value.
+        edit(&ds, "<logging><level>level-debug</level></logging>").unwrap();
+        edit(&ds, "<logging><level nc:operation=\"delete\"/></logging>").unwrap();
+        assert!(!running(&ds).contains("<level>"));
+        assert!(matches!(
+            edit(&ds, "<logging><level nc:operation=\"delete\"/></logging>"),
+            Err(DatastoreError::DataMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_edits_change_nothing_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        edit(&ds, "<logging><level>level-warning</level></logging>").unwrap();
+        let before = running(&ds);
+        assert!(matches!(
+            edit(&ds, "<logging><level>bogus</level></logging>"),
+            Err(DatastoreError::Validation(_))
+        ));
+        assert!(matches!(
+            edit(
+                &ds,
+                "<logging><vm-levels><node-id>x</node-id></vm-levels></logging>"
+            ),
+            Err(DatastoreError::Validation(_))
+        ));
+        assert_eq!(running(&ds), before);
+        drop(ds);
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        assert_eq!(running(&ds), before);
+    }
+
+    #[test]
+    fn replace_and_default_operation_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        edit(&ds, "<logging><level>level-debug</level><vm-levels><node-id>a</node-id><level>level-error</level></vm-levels></logging>").unwrap();
+        edit(
+            &ds,
+            "<logging nc:operation=\"replace\"><level>level-warning</level></logging>",
+        )
+        .unwrap();
+        assert!(!running(&ds).contains("vm-levels"));
+        let none = |config: &str| {
+            ds.edit_running(&EditRequest {
+                config: format!(
+                    "<python-vm xmlns=\"{NCS}\" xmlns:nc=\"{NC}\">{config}</python-vm>"
+                ),
+                default_operation: EditOperation::None,
+                test_option: TestOption::TestThenSet,
+            })
+        };
+        // Under none, data without an operation changes nothing.
+        none("<logging><level>level-error</level></logging>").unwrap();
+        assert!(running(&ds).contains("level-warning"));
+        none("<logging><level nc:operation=\"merge\">level-error</level></logging>").unwrap();
+        assert!(running(&ds).contains("level-error"));
+    }
+
+    #[test]
+    fn subtree_filters_select_entries_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        edit(&ds, "<logging><vm-levels><node-id>a</node-id><level>level-error</level></vm-levels><vm-levels><node-id>b</node-id><level>level-info</level></vm-levels></logging>").unwrap();
+        let node = |name: &str, content: Option<&str>, children: Vec<FilterNode>| FilterNode {
+            ns: None,
+            name: name.into(),
+            content: content.map(String::from),
+            children,
+        };
+        let by_key = vec![node(
+            "python-vm",
+            None,
+            vec![node(
+                "logging",
+                None,
+                vec![node(
+                    "vm-levels",
+                    None,
+                    vec![node("node-id", Some("b"), vec![])],
+                )],
+            )],
+        )];
+        let out = ds
+            .get_config(Some(&by_key), WithDefaults::Explicit)
+            .unwrap();
+        assert!(
+            out.contains("<node-id>b</node-id><level>level-info</level>"),
+            "{out}"
+        );
+        assert!(!out.contains("<node-id>a</node-id>"), "{out}");
+        let levels_only = vec![node(
+            "python-vm",
+            None,
+            vec![node(
+                "logging",
+                None,
+                vec![node("vm-levels", None, vec![node("level", None, vec![])])],
+            )],
+        )];
+        let out = ds
+            .get_config(Some(&levels_only), WithDefaults::Explicit)
+            .unwrap();
+        assert!(
+            out.contains("<node-id>a</node-id><level>level-error</level>"),
+            "{out}"
+        );
+        let nothing = vec![node("python-vm", None, vec![node("nope", None, vec![])])];
+        assert_eq!(
+            ds.get_config(Some(&nothing), WithDefaults::Explicit)
+                .unwrap(),
+            ""
+        );
+    }
 }

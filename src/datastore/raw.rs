@@ -215,8 +215,9 @@ pub unsafe fn find_opaque_match(
     }
 }
 
-/// Finds the instance in `siblings` (a sibling list, possibly empty) that matches `target`
-/// (same schema node; same keys for a list entry, same value for a leaf-list entry).
+/// Finds the instance in `siblings` (a sibling list, possibly empty) that matches `target`:
+/// the same schema node, and for a list entry the same keys, for a leaf-list entry the same
+/// value. A leaf matches whatever its value (`lyd_find_sibling_first` would compare values).
 ///
 /// # Safety
 /// Both must be null or valid nodes of the same context.
@@ -226,9 +227,16 @@ pub unsafe fn find_match(siblings: Node, target: Node) -> Node {
             return ptr::null_mut();
         }
         let mut found = ptr::null_mut();
-        match ffi::lyd_find_sibling_first(siblings, target, &mut found) {
-            ffi::LY_ERR::LY_SUCCESS => found,
-            _ => ptr::null_mut(),
+        let by_instance = (ffi::LYS_LIST | ffi::LYS_LEAFLIST) & nodetype(target) != 0;
+        let r = if by_instance {
+            ffi::lyd_find_sibling_first(siblings, target, &mut found)
+        } else {
+            ffi::lyd_find_sibling_val(siblings, (*target).schema, ptr::null(), 0, &mut found)
+        };
+        if r == ffi::LY_ERR::LY_SUCCESS {
+            found
+        } else {
+            ptr::null_mut()
         }
     }
 }

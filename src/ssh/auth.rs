@@ -181,12 +181,12 @@ pub fn authorized_keys_contain(text: &str, path: &Path, key: &PublicKey) -> bool
 /// config sets `auth_rejection_time` from it, and `auth_rejection_time_initial` to zero).
 pub(super) struct Authenticator {
     config: Arc<AuthConfig>,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
 }
 
 impl Authenticator {
     /// An authenticator for a connection from `peer`.
-    pub(super) fn new(config: Arc<AuthConfig>, peer: Option<SocketAddr>) -> Self {
+    pub(super) fn new(config: Arc<AuthConfig>, peer: SocketAddr) -> Self {
         Authenticator { config, peer }
     }
 
@@ -199,10 +199,10 @@ impl Authenticator {
     /// The "password" method.
     pub(super) fn password(&self, user: &str, password: &str) -> Auth {
         if self.config.check_password(user, password) {
-            tracing::info!(user, peer = ?self.peer, method = "password", "authenticated");
+            tracing::info!(user, peer = %self.peer, method = "password", "authenticated");
             Auth::Accept
         } else {
-            tracing::warn!(user, peer = ?self.peer, method = "password", "authentication failed");
+            tracing::warn!(user, peer = %self.peer, method = "password", "authentication failed");
             self.reject()
         }
     }
@@ -226,7 +226,7 @@ impl Authenticator {
                 if verified {
                     tracing::info!(
                         user,
-                        peer = ?self.peer,
+                        peer = %self.peer,
                         method = "publickey",
                         key = %fingerprint,
                         "authenticated"
@@ -237,7 +237,7 @@ impl Authenticator {
             Ok(false) => {
                 tracing::warn!(
                     user,
-                    peer = ?self.peer,
+                    peer = %self.peer,
                     method = "publickey",
                     key = %fingerprint,
                     "authentication failed: key not authorized for this user"
@@ -247,7 +247,7 @@ impl Authenticator {
             Err(e) => {
                 tracing::warn!(
                     user,
-                    peer = ?self.peer,
+                    peer = %self.peer,
                     method = "publickey",
                     key = %fingerprint,
                     error = %e,
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn rejections_keep_all_methods() {
         let c = Arc::new(config(&[("admin", "secret")], Some(PathBuf::from("/x"))));
-        let a = Authenticator::new(c, None);
+        let a = Authenticator::new(c, SocketAddr::from(([127, 0, 0, 1], 1)));
         assert_eq!(a.password("admin", "secret"), Auth::Accept);
         assert_eq!(
             a.password("admin", "wrong"),

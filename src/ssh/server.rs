@@ -73,6 +73,16 @@ pub async fn serve(
     listener: TcpListener,
     starter: SubsystemStarter,
 ) -> anyhow::Result<()> {
+    serve_with_grace(config, listener, starter, LOGIN_GRACE_TIME).await
+}
+
+/// [`serve`] with a configurable login grace time (tests use a short one).
+async fn serve_with_grace(
+    config: SshConfig,
+    listener: TcpListener,
+    starter: SubsystemStarter,
+    login_grace: Duration,
+) -> anyhow::Result<()> {
     let state_dir = config.state_dir.clone();
     // RSA key generation is CPU-bound for a while; keep it off the runtime's threads.
     let keys = tokio::task::spawn_blocking(move || host_keys::load_or_generate(&state_dir))
@@ -89,6 +99,7 @@ pub async fn serve(
         input_queue_bytes: config
             .input_queue_bytes
             .max(russh_config.maximum_packet_size as usize),
+        login_grace,
     });
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "SSH server listening"),
@@ -145,6 +156,7 @@ struct Shared {
     auth: Arc<AuthConfig>,
     starter: SubsystemStarter,
     input_queue_bytes: usize,
+    login_grace: Duration,
 }
 
 /// Runs one connection to its end and logs how it ended.
@@ -159,9 +171,9 @@ async fn run_connection(
     }
     tracing::info!(%peer, "SSH connection accepted");
     let authenticated = Arc::new(AtomicBool::new(false));
-    let stream = LoginDeadline::new(stream, LOGIN_GRACE_TIME, authenticated.clone());
+    let stream = LoginDeadline::new(stream, shared.login_grace, authenticated.clone());
     let handler = Connection {
-        auth: Authenticator::new(shared.auth.clone(), Some(peer)),
+        auth: Authenticator::new(shared.auth.clone(), peer),
         shared,
         peer,
         user: None,
@@ -684,6 +696,14 @@ mod tests {
     }
 
     async fn start_with(input_queue_bytes: usize, starter: Option<SubsystemStarter>) -> TestServer {
+        start_with_grace(input_queue_bytes, starter, LOGIN_GRACE_TIME).await
+    }
+
+    async fn start_with_grace(
+        input_queue_bytes: usize,
+        starter: Option<SubsystemStarter>,
+        login_grace: Duration,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let state_dir = dir.path().join("state");
         std::fs::create_dir(&state_dir).expect("mkdir");
@@ -711,7 +731,7 @@ mod tests {
         let addr = listener.local_addr().expect("local_addr");
         let starter = starter.unwrap_or_else(|| echo_starter(users.clone()));
         tokio::spawn(async move {
-            if let Err(e) = serve(config, listener, starter).await {
+            if let Err(e) = serve_with_grace(config, listener, starter, login_grace).await {
                 panic!("serve failed: {e:#}");
             }
         });
@@ -1044,6 +1064,38 @@ mod tests {
             received += chunk.len();
         }
         assert!(received <= 64 << 10, "{received}");
+    }
+
+    #[tokio::test]
+    async fn connections_that_do_not_authenticate_in_time_are_dropped() {
+        // Long enough for a loaded machine to log in well within it (last part).
+        let grace = Duration::from_secs(1);
+        let server = start_with_grace(1 << 20, None, grace).await;
+
+        // A client that sends nothing at all, not even its version.
+        let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let mut sink = Vec::new();
+        let started = Instant::now();
+        // Reads the server's version line, then sees the connection end.
+        let _ = with_timeout(tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut sink)).await;
+        assert!(started.elapsed() >= grace);
+
+        // A client that completes the key exchange but never authenticates.
+        let (mut handle, _) = raw_connect(server.addr, None).await;
+        tokio::time::sleep(grace * 2).await;
+        assert!(
+            with_timeout(handle.authenticate_password(USER, PASSWORD))
+                .await
+                .is_err()
+        );
+
+        // Authenticated connections are not affected.
+        let mut channel = with_timeout(SshChannel::connect(server.addr, USER, PASSWORD))
+            .await
+            .expect("connect");
+        tokio::time::sleep(grace * 2).await;
+        channel.send(b"late").await.expect("send");
+        assert_eq!(recv_exactly(&mut channel, 4).await, b"late");
     }
 
     #[tokio::test]

@@ -1,0 +1,291 @@
+//! `pyvmd bench`: measures a real server over loopback SSH with a light client.
+//!
+//! It starts `pyvmd serve` (this same binary) on a free port with a temporary state directory,
+//! drives it with [`NetconfClient`], and prints each figure beside the target it is held to.
+//! Timings are measured here, never asserted in tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::client::NetconfClient;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The YANG directory the server loads.
+    pub yang_dir: PathBuf,
+    /// Number of list entries in the large-datastore figures.
+    pub entries: usize,
+    /// Round trips in the small get-config figure.
+    pub round_trips: usize,
+    /// Edits in the edit-config latency figure.
+    pub edits: usize,
+    /// Sessions in the session-rate figure.
+    pub sessions: usize,
+}
+
+/// One measured figure.
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    /// (comparison, bound): the figure passes when `value <comparison> bound`.
+    target: Option<(&'static str, f64)>,
+}
+
+impl Figure {
+    fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Figure {
+            name: name.into(),
+            value,
+            unit,
+            target: None,
+        }
+    }
+
+    fn at_least(mut self, bound: f64) -> Self {
+        self.target = Some((">=", bound));
+        self
+    }
+
+    fn at_most(mut self, bound: f64) -> Self {
+        self.target = Some(("<=", bound));
+        self
+    }
+
+    fn verdict(&self) -> &'static str {
+        match self.target {
+            None => "",
+            Some((">=", b)) if self.value >= b => "ok",
+            Some(("<=", b)) if self.value <= b => "ok",
+            Some(_) => "MISSED",
+        }
+    }
+}
+
+/// The server under test; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    fn start(yang_dir: &std::path::Path) -> anyhow::Result<ServerProcess> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--log-dir")
+            .arg(dir.path().join("logs"))
+            .arg("--packages")
+            .arg(dir.path().join("packages"))
+            .arg("--yang-dir")
+            .arg(yang_dir)
+            .arg("--log-level")
+            .arg("warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting pyvmd serve")?;
+        Ok(ServerProcess {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS in /proc status")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+const NS_NCS: &str = "http://tail-f.com/ns/ncs";
+
+/// Runs every benchmark and prints the results.
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let server = ServerProcess::start(&options.yang_dir)?;
+    let mut client = connect_when_ready(server.addr).await?;
+    let mut figures = Vec::new();
+
+    // Give the server a moment to settle, then read its idle footprint.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    figures.push(
+        Figure::new("idle server RSS", server.rss_kib()? as f64 / 1024.0, "MiB").at_most(30.0),
+    );
+
+    let start = Instant::now();
+    for _ in 0..options.sessions {
+        NetconfClient::connect(server.addr, "admin", "admin")
+            .await?
+            .close()
+            .await?;
+    }
+    let rate = options.sessions as f64 / start.elapsed().as_secs_f64();
+    figures.push(Figure::new(
+        "sessions/s (connect, hello, close)",
+        rate,
+        "1/s",
+    ));
+
+    let get = format!(
+        "<get-config><source><running/></source><filter type=\"subtree\">\
+         <python-vm xmlns=\"{NS_NCS}\"><logging><level/></logging></python-vm></filter></get-config>"
+    );
+    let start = Instant::now();
+    for _ in 0..options.round_trips {
+        expect_ok_or_data(&client.rpc(&get).await?)?;
+    }
+    let rate = options.round_trips as f64 / start.elapsed().as_secs_f64();
+    figures.push(
+        Figure::new("small get-config round trips/s (one session)", rate, "1/s").at_least(1000.0),
+    );
+
+    let levels = ["level-debug", "level-info", "level-warning", "level-error"];
+    let mut latencies = Vec::with_capacity(options.edits);
+    for i in 0..options.edits {
+        let edit = edit_config(&format!(
+            "<python-vm xmlns=\"{NS_NCS}\"><logging><level>{}</level></logging></python-vm>",
+            levels[i % levels.len()]
+        ));
+        let start = Instant::now();
+        expect_ok_or_data(&client.rpc(&edit).await?)?;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let pct =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    figures.push(Figure::new("edit-config latency p50", pct(0.50), "ms"));
+    figures.push(Figure::new("edit-config latency p99", pct(0.99), "ms"));
+
+    let mut entries = String::with_capacity(options.entries * 96);
+    for i in 0..options.entries {
+        entries.push_str(&format!(
+            "<vm-levels><node-id>vm-{i:05}</node-id><level>{}</level></vm-levels>",
+            levels[i % levels.len()]
+        ));
+    }
+    let edit = edit_config(&format!(
+        "<python-vm xmlns=\"{NS_NCS}\"><logging>{entries}</logging></python-vm>"
+    ));
+    let start = Instant::now();
+    expect_ok_or_data(&client.rpc(&edit).await?)?;
+    figures.push(Figure::new(
+        format!("edit-config of {} list entries", options.entries),
+        start.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    ));
+
+    let get_all = "<get-config><source><running/></source></get-config>";
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let reply = client.rpc(get_all).await?;
+        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
+        let count = reply.matches("<vm-levels>").count();
+        if count != options.entries {
+            bail!(
+                "get-config returned {count} entries, expected {}",
+                options.entries
+            );
+        }
+    }
+    figures.push(
+        Figure::new(
+            format!("get-config of {} list entries (best of 5)", options.entries),
+            best,
+            "ms",
+        )
+        .at_most(100.0),
+    );
+
+    let small_edit = edit_config(&format!(
+        "<python-vm xmlns=\"{NS_NCS}\"><logging><level>level-error</level></logging></python-vm>"
+    ));
+    let start = Instant::now();
+    expect_ok_or_data(&client.rpc(&small_edit).await?)?;
+    figures.push(Figure::new(
+        format!(
+            "one-leaf edit-config with {} entries in running",
+            options.entries
+        ),
+        start.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    ));
+    figures.push(Figure::new(
+        "server RSS after the load",
+        server.rss_kib()? as f64 / 1024.0,
+        "MiB",
+    ));
+    client.close().await?;
+
+    println!(
+        "{:<58} {:>12}  {:<5} {:>10}  verdict",
+        "figure", "value", "unit", "target"
+    );
+    for f in &figures {
+        let target = f
+            .target
+            .map(|(c, b)| format!("{c} {b}"))
+            .unwrap_or_default();
+        println!(
+            "{:<58} {:>12.2}  {:<5} {:>10}  {}",
+            f.name,
+            f.value,
+            f.unit,
+            target,
+            f.verdict()
+        );
+    }
+    Ok(())
+}
+
+fn edit_config(config: &str) -> String {
+    format!("<edit-config><target><running/></target><config>{config}</config></edit-config>")
+}
+
+fn expect_ok_or_data(reply: &str) -> anyhow::Result<()> {
+    if reply.contains("<rpc-error>") {
+        bail!("the server answered with an error: {reply}");
+    }
+    Ok(())
+}
+
+async fn connect_when_ready(addr: SocketAddr) -> anyhow::Result<NetconfClient> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match NetconfClient::connect(addr, "admin", "admin").await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e.context("server did not start")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
