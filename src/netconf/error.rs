@@ -157,6 +157,17 @@ impl RpcError {
             .with_info(ErrorInfo::BadElement(element.to_string()))
     }
 
+    /// A message that cannot be processed as it stands. `malformed-message` is new in base:1.1
+    /// and must not be sent to base:1.0 clients, which get `operation-failed`.
+    pub fn malformed(base_1_1: bool, message: impl Into<String>) -> Self {
+        let tag = if base_1_1 {
+            ErrorTag::MalformedMessage
+        } else {
+            ErrorTag::OperationFailed
+        };
+        RpcError::new(ErrorType::Rpc, tag, message)
+    }
+
     /// An operation this server does not support.
     pub fn not_supported(message: impl Into<String>) -> Self {
         RpcError::new(
@@ -304,7 +315,13 @@ fn from_issue(issue: ValidationIssue) -> RpcError {
         ErrorTag::MalformedMessage => ErrorType::Rpc,
         _ => ErrorType::Application,
     };
+    // RFC 6241 App. A: unknown-element names the element; libyang quotes it in its message
+    // ("Node \"x\" not found ...").
+    let bad_element = (tag == ErrorTag::UnknownElement)
+        .then(|| issue.message.split('"').nth(1).map(str::to_string))
+        .flatten();
     let mut error = RpcError::new(error_type, tag, issue.message);
+    error.info.extend(bad_element.map(ErrorInfo::BadElement));
     error.app_tag = issue.app_tag;
     error.path = issue.path.map(error_path);
     error

@@ -30,9 +30,8 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
     let rpc = match xml::parse(message) {
         Ok(rpc) => rpc,
         Err(e) => {
-            let error = RpcError::new(
-                ErrorType::Rpc,
-                ErrorTag::MalformedMessage,
+            let error = RpcError::malformed(
+                session.base_1_1,
                 format!("the message is not well-formed XML: {e}"),
             );
             return Outcome::Reply(error_reply(None, &[error]));
@@ -59,9 +58,8 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
     }
     let mut operations = rpc.elements();
     let (Some(operation), None) = (operations.next(), operations.next()) else {
-        let error = RpcError::new(
-            ErrorType::Rpc,
-            ErrorTag::MalformedMessage,
+        let error = RpcError::malformed(
+            session.base_1_1,
             "an <rpc> must contain exactly one operation",
         );
         return Outcome::Reply(error_reply(Some(&rpc), &[error]));

@@ -21,6 +21,8 @@ pub struct SessionState {
     pub id: u32,
     /// The authenticated user.
     pub user: String,
+    /// True once both sides announced base:1.1 (some error tags are only for 1.1 clients).
+    pub base_1_1: bool,
 }
 
 /// Runs a session to its end. Spawned once per `netconf` subsystem channel.
@@ -34,11 +36,12 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         decoder: FrameDecoder::new(server.max_message_size),
         killed: registration.killed,
     };
-    let state = SessionState {
+    let mut state = SessionState {
         id,
         user: peer.user.clone(),
+        base_1_1: false,
     };
-    let reason = conn.serve(&state, &server).await;
+    let reason = conn.serve(&mut state, &server).await;
     info!(session = id, reason, "session ended");
     server.sessions.unregister(id);
     let _ = conn.output.send(Output::Close).await;
@@ -59,7 +62,7 @@ enum Next {
 }
 
 impl Connection {
-    async fn serve(&mut self, state: &SessionState, server: &NetconfServer) -> &'static str {
+    async fn serve(&mut self, state: &mut SessionState, server: &NetconfServer) -> &'static str {
         let hello = server_hello(&server.capabilities, state.id);
         if self.send(hello.as_bytes()).await.is_err() {
             return "client gone";
@@ -78,7 +81,10 @@ impl Connection {
             .map_err(|e| e.to_string())
             .and_then(|e| parse_client_hello(&e))
         {
-            Ok(h) if h.base_1_1 => self.decoder.set_framing(Framing::Chunked),
+            Ok(h) if h.base_1_1 => {
+                state.base_1_1 = true;
+                self.decoder.set_framing(Framing::Chunked);
+            }
             Ok(_) => {}
             Err(e) => {
                 warn!(session = state.id, error = %e, "bad hello");
@@ -93,12 +99,13 @@ impl Connection {
                     // Answer what we can, then end: after a framing error the rest of the
                     // stream cannot be trusted (RFC 6242 §4.2).
                     warn!(session = state.id, error = %e, "framing error");
-                    let (tag, error_type) = match e {
-                        FrameError::TooBig { .. } => (ErrorTag::TooBig, ErrorType::Rpc),
-                        _ => (ErrorTag::MalformedMessage, ErrorType::Rpc),
+                    let error = match e {
+                        FrameError::TooBig { .. } => {
+                            RpcError::new(ErrorType::Rpc, ErrorTag::TooBig, e.to_string())
+                        }
+                        _ => RpcError::malformed(state.base_1_1, e.to_string()),
                     };
-                    let reply =
-                        rpc::error_reply(None, &[RpcError::new(error_type, tag, e.to_string())]);
+                    let reply = rpc::error_reply(None, &[error]);
                     let _ = self.send(reply.as_bytes()).await;
                     if matches!(e, FrameError::NulByte) {
                         continue;
