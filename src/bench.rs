@@ -75,8 +75,13 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(yang_dir: &std::path::Path) -> anyhow::Result<ServerProcess> {
+    /// Starts a server; without `packages` it gets an empty packages directory.
+    fn start(
+        yang_dir: &std::path::Path,
+        packages: Option<&std::path::Path>,
+    ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
+        let packages = packages.map_or_else(|| dir.path().join("packages"), |p| p.to_path_buf());
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let child = Command::new(std::env::current_exe()?)
@@ -88,7 +93,7 @@ impl ServerProcess {
             .arg("--log-dir")
             .arg(dir.path().join("logs"))
             .arg("--packages")
-            .arg(dir.path().join("packages"))
+            .arg(packages)
             .arg("--yang-dir")
             .arg(yang_dir)
             .arg("--log-level")
@@ -105,13 +110,26 @@ impl ServerProcess {
     }
 
     fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmRSS in /proc status")
+        rss_kib(self.child.id())
+    }
+
+    /// The pids of the server's Python VM processes.
+    fn vm_pids(&self) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // The parent pid is the 4th field, after the parenthesised command name.
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                ppid == Some(self.child.id())
+            })
+            .collect()
     }
 }
 
@@ -120,6 +138,16 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc status")
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -132,7 +160,7 @@ const NS_NCS: &str = "http://tail-f.com/ns/ncs";
 
 /// Runs every benchmark and prints the results.
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
-    let server = ServerProcess::start(&options.yang_dir)?;
+    let server = ServerProcess::start(&options.yang_dir, None)?;
     let mut client = connect_when_ready(server.addr).await?;
     let mut figures = Vec::new();
 
@@ -246,6 +274,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         "MiB",
     ));
     client.close().await?;
+    drop(server);
+    for count in [1, 10, 50] {
+        figures.extend(vm_startup(&options.yang_dir, count).await?);
+    }
 
     println!(
         "{:<58} {:>12}  {:<5} {:>10}  verdict",
@@ -288,4 +320,72 @@ async fn connect_when_ready(addr: SocketAddr) -> anyhow::Result<NetconfClient> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Starts a server with `count` packages, one VM each, and measures how long it takes from
+/// starting the server until every component reports `started`, and what an idle VM costs.
+async fn vm_startup(yang_dir: &std::path::Path, count: usize) -> anyhow::Result<Vec<Figure>> {
+    let packages = tempfile::tempdir()?;
+    for i in 0..count {
+        let name = format!("bench-pkg-{i:03}");
+        let module = name.replace('-', "_");
+        let dir = packages.path().join(&name);
+        std::fs::create_dir_all(dir.join("python").join(&module))?;
+        std::fs::write(
+            dir.join("package-meta-data.xml"),
+            format!(
+                "<ncs-package xmlns=\"http://tail-f.com/ns/ncs-packages\"><name>{name}</name>\
+                 <package-version>1.0</package-version><python-package/><component><name>main</name>\
+                 <application><python-class-name>{module}.main.Main</python-class-name></application>\
+                 </component></ncs-package>"
+            ),
+        )?;
+        std::fs::write(dir.join("python").join(&module).join("__init__.py"), "")?;
+        std::fs::write(
+            dir.join("python").join(&module).join("main.py"),
+            "from ncs.application import Application\n\n\nclass Main(Application):\n    \
+             def setup(self):\n        self.log.info('Main RUNNING')\n",
+        )?;
+    }
+    let started_at = Instant::now();
+    let server = ServerProcess::start(yang_dir, Some(packages.path()))?;
+    let mut client = connect_when_ready(server.addr).await?;
+    let get = format!(
+        "<get><filter><python-vm xmlns=\"{NS_NCS}\"><status><start/></status></python-vm></filter></get>"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reply = client.rpc(&get).await?;
+        if reply.matches("<status>started</status>").count() == count {
+            break;
+        }
+        if reply.contains("<status>failed</status>") {
+            bail!("a benchmark package failed to start: {reply}");
+        }
+        if Instant::now() > deadline {
+            bail!("{count} packages did not start within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started_at.elapsed().as_secs_f64() * 1000.0;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pids = server.vm_pids();
+    let total: u64 = pids.iter().filter_map(|p| rss_kib(*p).ok()).sum();
+    client.close().await?;
+    let mut startup = Figure::new(
+        format!("serve start to {count} packages started"),
+        elapsed,
+        "ms",
+    );
+    if count == 50 {
+        startup = startup.at_most(3000.0);
+    }
+    Ok(vec![
+        startup,
+        Figure::new(
+            format!("RSS per idle VM ({} VMs)", pids.len()),
+            total as f64 / 1024.0 / pids.len().max(1) as f64,
+            "MiB",
+        ),
+    ])
 }

@@ -8,6 +8,8 @@ pub mod bench;
 pub mod client;
 pub mod datastore;
 pub mod netconf;
+pub mod runtime;
 pub mod server;
 pub mod ssh;
+pub mod vm;
 pub mod yang;

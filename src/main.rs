@@ -29,6 +29,9 @@ enum Command {
     Serve(ServeArgs),
     /// Start a server on a free loopback port and measure it.
     Bench(BenchArgs),
+    /// A Python VM, started by `serve` with its socket as fd 3 (internal).
+    #[command(hide = true)]
+    Vm,
 }
 
 #[derive(Args)]
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Vm => pyvmd::vm::run_vm(),
         Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -134,8 +138,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         auth_failure_delay: Duration::from_millis(args.auth_failure_delay_ms),
         max_message_size: args.max_message_size,
         hello_timeout: Duration::from_secs(args.hello_timeout),
+        packages_dir: args.packages,
+        log_dir: args.log_dir,
     };
-    let _ = args.packages;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::datastore::Datastore;
-use crate::netconf::capabilities::{IETF_NETCONF_FEATURES, protocol_capabilities};
+use crate::netconf::capabilities::{MODULE_FEATURES, protocol_capabilities};
+use crate::netconf::library::Library;
 use crate::netconf::sessions::Sessions;
 use crate::netconf::{NetconfServer, session};
+use crate::runtime::{Runtime, SupervisorOptions};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
 use crate::yang::YangContext;
 
@@ -36,16 +38,19 @@ pub struct ServeOptions {
     pub max_message_size: usize,
     /// How long a client has to send its hello.
     pub hello_timeout: Duration,
+    /// The Python packages to run.
+    pub packages_dir: PathBuf,
+    /// Where the VM log files go.
+    pub log_dir: PathBuf,
 }
 
 /// Runs the server until a termination signal arrives.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let yang = YangContext::load(
-        &options.yang_dir,
-        &[("ietf-netconf", IETF_NETCONF_FEATURES)],
-    )
-    .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    let yang = YangContext::load(&options.yang_dir, MODULE_FEATURES)
+        .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    let library = Library::new(&yang);
     let mut capabilities = protocol_capabilities();
+    capabilities.extend(library.capabilities());
     capabilities.extend(yang.modules().iter().map(|m| m.capability()));
     let ctx = yang.context();
     let state_dir = options.state_dir.clone();
@@ -57,12 +62,26 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 options.state_dir.display()
             )
         })?;
+    let datastore = Arc::new(datastore);
+    let runtime = Runtime::start(
+        SupervisorOptions {
+            exe: std::env::current_exe().context("finding the pyvmd executable")?,
+            log_dir: options.log_dir.clone(),
+            start_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(15),
+        },
+        options.packages_dir.clone(),
+        &datastore,
+    );
     let netconf = Arc::new(NetconfServer {
-        datastore: Arc::new(datastore),
+        datastore,
+        runtime: Arc::clone(&runtime),
         sessions: Sessions::default(),
         capabilities,
         max_message_size: options.max_message_size,
         hello_timeout: options.hello_timeout,
+        yang: Arc::new(yang),
+        library: Arc::new(library),
     });
     let listener = TcpListener::bind(options.listen)
         .await
@@ -84,6 +103,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         result = ssh::serve(ssh_config, listener, starter) => result,
         signal = shutdown_signal() => {
             info!(signal, "shutting down");
+            // Committed data is already on disk; the VMs get to run their teardown.
+            runtime.shutdown().await;
             Ok(())
         }
     }

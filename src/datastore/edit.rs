@@ -120,11 +120,7 @@ impl<'a> Editor<'a> {
         op: EditOperation,
     ) -> Result<(), DatastoreError> {
         unsafe {
-            let siblings = if parent.is_null() {
-                *first
-            } else {
-                raw::child(parent)
-            };
+            let siblings = siblings_under(parent, *first);
             let existing = raw::find_match(siblings, e);
             // A node present only as an implicit default does not "exist" for create and
             // delete (RFC 6243 §4.5.2), but it is the node to update for the others.
@@ -180,11 +176,7 @@ impl<'a> Editor<'a> {
             if !matches!(op, EditOperation::Delete | EditOperation::Remove) {
                 return Err(self.invalid());
             }
-            let siblings = if parent.is_null() {
-                *first
-            } else {
-                raw::child(parent)
-            };
+            let siblings = siblings_under(parent, *first);
             let Some((existing, path)) = raw::find_opaque_match(self.ctx, parent, siblings, e)
             else {
                 return Err(self.invalid());
@@ -241,6 +233,16 @@ impl<'a> Editor<'a> {
             raw::insert(self.ctx, parent, first, dup)?;
             Ok(dup)
         }
+    }
+}
+
+/// The first of the target nodes under `parent`, or the top-level `first` when there is no
+/// parent.
+unsafe fn siblings_under(parent: Node, first: Node) -> Node {
+    if parent.is_null() {
+        first
+    } else {
+        unsafe { raw::child(parent) }
     }
 }
 

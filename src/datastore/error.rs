@@ -55,6 +55,52 @@ pub enum DatastoreError {
         /// The value found.
         value: String,
     },
+    /// Another session holds the lock on the datastore to be changed.
+    #[error("the {} datastore is locked by session {holder}", datastore.as_str())]
+    Locked {
+        /// The locked datastore.
+        datastore: super::DatastoreName,
+        /// The session holding the lock.
+        holder: super::SessionId,
+    },
+    /// `lock` of a datastore that a session (maybe the requester) already holds.
+    #[error("the {} datastore is already locked by session {holder}", datastore.as_str())]
+    LockDenied {
+        /// The datastore.
+        datastore: super::DatastoreName,
+        /// The session holding the lock.
+        holder: super::SessionId,
+    },
+    /// `lock` of the candidate while it has uncommitted changes (RFC 6241 §7.5).
+    #[error("the candidate has uncommitted changes; commit or discard them before locking it")]
+    CandidateModified,
+    /// `unlock` of a lock the session does not hold.
+    #[error("the {} datastore is not locked by this session", datastore.as_str())]
+    NotLocked {
+        /// The datastore.
+        datastore: super::DatastoreName,
+    },
+    /// A confirmed commit without `persist` is pending, and it belongs to another session.
+    #[error("a confirmed commit of session {holder} is pending")]
+    ConfirmedCommitOwned {
+        /// The session that issued it.
+        holder: super::SessionId,
+    },
+    /// A `persist-id` that does not match the pending confirmed commit (or is missing).
+    #[error("{0}")]
+    PersistId(String),
+    /// `cancel-commit` with no confirmed commit pending.
+    #[error("no confirmed commit is pending")]
+    NoPendingCommit,
+    /// `copy-config` with the same source and target.
+    #[error("the source and the target are the same datastore")]
+    SameSourceAndTarget,
+    /// An operation the datastore does not allow, e.g. deleting running.
+    #[error("{0}")]
+    NotSupported(String),
+    /// An XPath expression that does not parse or cannot be evaluated.
+    #[error("invalid XPath: {0}")]
+    BadXPath(String),
     /// The configuration could not be written to disk; it was not committed.
     #[error("cannot save the configuration: {0}")]
     Persist(#[from] std::io::Error),

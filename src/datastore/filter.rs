@@ -15,6 +15,15 @@ use yang5::utils::Binding;
 use super::error::DatastoreError;
 use super::raw::{self, Node};
 
+/// A `<filter>`: what part of a datastore a retrieval returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// A subtree filter (RFC 6241 §6): its top-level filter nodes.
+    Subtree(Vec<FilterNode>),
+    /// An XPath filter (`:xpath`, RFC 6241 §8.9).
+    XPath(super::xpath::XPathFilter),
+}
+
 /// One node of a subtree filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterNode {
@@ -26,6 +35,10 @@ pub struct FilterNode {
     pub content: Option<String>,
     /// Child filter nodes (containment node when non-empty).
     pub children: Vec<FilterNode>,
+    /// Attribute match expressions (RFC 6241 §6.2.2): `(namespace, name, value)`. A data node
+    /// matches only if it carries each as a metadata annotation of a module with that
+    /// namespace (any module for an empty namespace) and that value.
+    pub attributes: Vec<(String, String, String)>,
 }
 
 impl FilterNode {
@@ -77,7 +90,11 @@ pub unsafe fn select(
 }
 
 /// Copies `node` with its subtree and its ancestors into the tree headed by `*result`.
-unsafe fn copy_into(ctx: &Context, result: &mut Node, node: Node) -> Result<(), DatastoreError> {
+pub(super) unsafe fn copy_into(
+    ctx: &Context,
+    result: &mut Node,
+    node: Node,
+) -> Result<(), DatastoreError> {
     unsafe {
         let mut dup = ptr::null_mut();
         let opts = ffi::LYD_DUP_RECURSIVE | ffi::LYD_DUP_WITH_PARENTS | ffi::LYD_DUP_WITH_FLAGS;
@@ -106,10 +123,37 @@ fn siblings(first: Node) -> Vec<Node> {
     out
 }
 
+/// True if `node` carries every attribute `f` asks for.
+unsafe fn attributes_match(node: Node, f: &FilterNode) -> bool {
+    f.attributes.iter().all(|(ns, name, value)| {
+        let mut meta = unsafe { (*node).meta };
+        while !meta.is_null() {
+            // SAFETY: metadata of a live node, with their annotation's module.
+            let m = unsafe { &*meta };
+            let mname = unsafe { std::ffi::CStr::from_ptr(m.name) }.to_bytes();
+            let mns = if m.annotation.is_null() {
+                &b""[..]
+            } else {
+                unsafe { std::ffi::CStr::from_ptr((*(*m.annotation).module).ns) }.to_bytes()
+            };
+            let mvalue = m.value._canonical;
+            if mname == name.as_bytes()
+                && (ns.is_empty() || mns == ns.as_bytes())
+                && !mvalue.is_null()
+                && unsafe { std::ffi::CStr::from_ptr(mvalue) }.to_bytes() == value.as_bytes()
+            {
+                return true;
+            }
+            meta = m.next;
+        }
+        false
+    })
+}
+
 unsafe fn name_matches(node: Node, f: &FilterNode) -> bool {
     unsafe {
         let schema = (*node).schema;
-        if schema.is_null() {
+        if schema.is_null() || !attributes_match(node, f) {
             return false;
         }
         let name = std::ffi::CStr::from_ptr((*schema).name).to_bytes();

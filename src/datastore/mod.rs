@@ -5,23 +5,36 @@
 //! commit lock, work on a copy, validate it, write it to disk, and only then swap the snapshot.
 //! All of this is CPU-bound libyang work, so callers run it on blocking threads.
 
+mod confirm;
 mod edit;
 mod error;
 mod filter;
+mod locks;
+mod nmda;
 mod persist;
 mod raw;
+mod store;
+mod xpath;
 
+pub use confirm::{
+    CommitRequest, ConfirmRequest, ConfirmTimer, DEFAULT_CONFIRM_TIMEOUT, SessionCleanup,
+};
 pub use edit::EditOperation;
 pub use error::{DatastoreError, ValidationIssue, ValidationKind};
-pub use filter::FilterNode;
+pub use filter::{Filter, FilterNode};
+pub use locks::{LockInfo, SessionId};
+pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
+pub use store::{DatastoreName, Source};
+pub use xpath::XPathFilter;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::watch;
+
 use yang5::context::Context;
 use yang5::data::{Data, DataFormat, DataParserFlags, DataTree, DataValidationFlags};
 use yang5::ffi;
-use yang5::utils::Binding;
 
 /// How default values are reported (RFC 6243).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,10 +99,20 @@ pub struct EditRequest {
 /// The running datastore: validated, persisted, shared.
 pub struct Datastore {
     ctx: &'static Context,
-    running: RwLock<Arc<DataTree<'static>>>,
-    /// Serialises transactions: one commit at a time.
-    commit: Mutex<()>,
+    /// The running snapshot. A watch channel, so that the runtime can follow commits: every
+    /// committed configuration is published to subscribers after it is on disk.
+    running: watch::Sender<Arc<DataTree<'static>>>,
+    /// Serialises transactions: one commit at a time. Holds the state that only a
+    /// transaction changes (candidate bookkeeping, the pending confirmed commit).
+    commit: Mutex<store::Txn>,
     file: PathBuf,
+    /// The candidate's own tree; `None` while it equals running.
+    candidate: RwLock<Option<Arc<DataTree<'static>>>>,
+    /// The startup configuration; `None` when it does not exist.
+    startup: RwLock<Option<Arc<DataTree<'static>>>>,
+    startup_file: PathBuf,
+    /// Global locks; changed only under `commit`.
+    locks: Mutex<locks::LockTable>,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -105,31 +128,33 @@ fn config_validation_flags() -> DataValidationFlags {
 }
 
 impl Datastore {
-    /// Opens the running datastore kept in `state_dir` (`running.xml`), or starts empty.
+    /// Opens the datastores kept in `state_dir`. Like a device booting (RFC 6241 §8.7), the
+    /// server starts from the startup configuration (`startup.xml`) when there is one; without
+    /// one, running continues from `running.xml`, the last committed configuration, or is empty.
     pub fn open(ctx: &'static Context, state_dir: &Path) -> Result<Datastore, DatastoreError> {
         std::fs::create_dir_all(state_dir)?;
         let file = state_dir.join("running.xml");
-        persist::remove_stale_temp(&file);
-        raw::clear_errors(ctx);
-        let mut tree = match std::fs::read(&file) {
-            Ok(bytes) => DataTree::parse_string(
-                ctx,
-                bytes,
-                DataFormat::XML,
-                config_parse_flags() | DataParserFlags::NO_VALIDATION,
-                DataValidationFlags::empty(),
-            )
-            .map_err(|_| raw::last_error(ctx))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DataTree::new(ctx),
-            Err(e) => return Err(e.into()),
+        let startup_file = state_dir.join("startup.xml");
+        let startup = load_config_file(ctx, &startup_file)?;
+        let tree = match &startup {
+            Some(startup) => {
+                let tree = startup.duplicate().map_err(|_| raw::last_error(ctx))?;
+                // running.xml must tell the same story, or a crash before the next commit
+                // would bring back what the boot from startup replaced.
+                persist::write_atomically(&file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
+                tree
+            }
+            None => load_config_file(ctx, &file)?.unwrap_or_else(|| DataTree::new(ctx)),
         };
-        tree.validate(config_validation_flags())
-            .map_err(|_| raw::last_error(ctx))?;
         Ok(Datastore {
             ctx,
-            running: RwLock::new(Arc::new(tree)),
-            commit: Mutex::new(()),
+            running: watch::Sender::new(Arc::new(tree)),
+            commit: Mutex::new(store::Txn::default()),
             file,
+            candidate: RwLock::new(None),
+            startup: RwLock::new(startup.map(Arc::new)),
+            startup_file,
+            locks: Mutex::new(locks::LockTable::default()),
         })
     }
 
@@ -140,38 +165,26 @@ impl Datastore {
 
     /// A consistent snapshot of the running configuration.
     pub fn running(&self) -> Arc<DataTree<'static>> {
-        self.running
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.running.borrow().clone()
     }
 
-    /// Applies an `edit-config` to running: edit a copy, validate, persist, swap. On any error
-    /// nothing changes.
-    pub fn edit_running(&self, request: &EditRequest) -> Result<(), DatastoreError> {
-        let _commit = self.commit.lock().unwrap_or_else(|p| p.into_inner());
-        raw::clear_errors(self.ctx);
-        let (edit, strict_errors) = self.parse_edit(&request.config)?;
-        let current = self.running();
-        let copy = current.duplicate().map_err(|_| raw::last_error(self.ctx))?;
-        let mut first = copy.into_raw();
-        let mut editor = edit::Editor::new(self.ctx, strict_errors);
-        let applied = unsafe { editor.apply(&mut first, edit.raw(), request.default_operation) };
-        let mut candidate = unsafe { DataTree::from_raw(self.ctx, first) };
-        applied?;
-        raw::clear_errors(self.ctx);
-        candidate
-            .validate(config_validation_flags())
-            .map_err(|_| raw::last_error(self.ctx))?;
-        if request.test_option == TestOption::TestOnly {
-            return Ok(());
-        }
-        persist::write_atomically(
-            &self.file,
-            print(&candidate, WithDefaults::Explicit)?.as_bytes(),
-        )?;
-        *self.running.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(candidate);
+    /// Follows running: the receiver sees every committed configuration.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<DataTree<'static>>> {
+        self.running.subscribe()
+    }
+
+    /// Makes a validated tree the running configuration: on disk first, then in memory, then
+    /// announced to subscribers. The caller holds the commit lock.
+    fn commit_running(&self, tree: Arc<DataTree<'static>>) -> Result<(), DatastoreError> {
+        persist::write_atomically(&self.file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
+        self.running.send_replace(tree);
         Ok(())
+    }
+
+    /// Applies an `edit-config` to running on behalf of the server itself (session 0, which
+    /// holds no locks): see [`Datastore::edit`].
+    pub fn edit_running(&self, request: &EditRequest) -> Result<(), DatastoreError> {
+        self.edit(DatastoreName::Running, 0, request)
     }
 
     /// Validates a complete configuration given as XML (the inline `<config>` of `validate`).
@@ -191,18 +204,48 @@ impl Datastore {
     /// Prints running, or what `filter` selects of it, as XML.
     pub fn get_config(
         &self,
-        filter: Option<&[FilterNode]>,
+        filter: Option<&Filter>,
         defaults: WithDefaults,
     ) -> Result<String, DatastoreError> {
-        let snapshot = self.running();
-        match filter {
-            None => print(&snapshot, defaults),
-            Some(filter) => {
-                raw::clear_errors(self.ctx);
-                let selected = unsafe { filter::select(self.ctx, snapshot.raw(), filter)? };
-                print(&selected, defaults)
-            }
+        select_and_print(self.ctx, &self.running(), filter, defaults)
+    }
+
+    /// Prints running together with operational data (`get`). `operational` holds XML
+    /// documents of config-false data produced by the server itself (VM status, packages).
+    pub fn get(
+        &self,
+        filter: Option<&Filter>,
+        defaults: WithDefaults,
+        operational: &[String],
+    ) -> Result<String, DatastoreError> {
+        let tree = self.with_state(&self.running(), operational)?;
+        select_and_print(self.ctx, &tree, filter, defaults)
+    }
+
+    /// A copy of `config` with the operational data documents merged in.
+    fn with_state(
+        &self,
+        config: &DataTree<'static>,
+        operational: &[String],
+    ) -> Result<DataTree<'static>, DatastoreError> {
+        raw::clear_errors(self.ctx);
+        let mut tree = config.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        for xml in operational {
+            let state = DataTree::parse_string(
+                self.ctx,
+                xml,
+                DataFormat::XML,
+                DataParserFlags::STRICT | DataParserFlags::NO_VALIDATION,
+                DataValidationFlags::empty(),
+            )
+            .map_err(|e| {
+                DatastoreError::Internal(format!("operational data does not parse: {e}"))
+            })?;
+            tree.merge(&state).map_err(|e| {
+                DatastoreError::Internal(format!("cannot merge operational data: {e}"))
+            })?;
         }
+        Ok(tree)
     }
 
     /// Parses the content of `<config>` without validating it. When the strict parse fails, a
@@ -240,13 +283,75 @@ impl Datastore {
     }
 }
 
+/// Prints what `filter` selects of `tree` (all of it without a filter).
+fn select_and_print(
+    ctx: &'static Context,
+    tree: &DataTree<'static>,
+    filter: Option<&Filter>,
+    defaults: WithDefaults,
+) -> Result<String, DatastoreError> {
+    match select(ctx, tree, filter)? {
+        None => print(tree, defaults),
+        Some(selected) => print(&selected, defaults),
+    }
+}
+
+/// What `filter` selects of `tree`, as a new tree; `None` (no copy) without a filter.
+pub fn select(
+    ctx: &'static Context,
+    tree: &DataTree<'static>,
+    filter: Option<&Filter>,
+) -> Result<Option<DataTree<'static>>, DatastoreError> {
+    raw::clear_errors(ctx);
+    // SAFETY: `tree` is a live tree of `ctx`, borrowed for the whole selection.
+    match filter {
+        None => Ok(None),
+        Some(Filter::Subtree(nodes)) => unsafe { filter::select(ctx, tree.raw(), nodes) }.map(Some),
+        Some(Filter::XPath(xpath)) => unsafe { xpath::select(ctx, tree.raw(), xpath) }.map(Some),
+    }
+}
+
+/// Reads and validates a configuration file; `None` if it does not exist. A temporary file
+/// left by a crash during a write is removed first (the file itself is intact).
+fn load_config_file(
+    ctx: &'static Context,
+    file: &Path,
+) -> Result<Option<DataTree<'static>>, DatastoreError> {
+    persist::remove_stale_temp(file);
+    raw::clear_errors(ctx);
+    let mut tree = match std::fs::read(file) {
+        Ok(bytes) => DataTree::parse_string(
+            ctx,
+            bytes,
+            DataFormat::XML,
+            config_parse_flags() | DataParserFlags::NO_VALIDATION,
+            DataValidationFlags::empty(),
+        )
+        .map_err(|_| raw::last_error(ctx))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    tree.validate(config_validation_flags())
+        .map_err(|_| raw::last_error(ctx))?;
+    Ok(Some(tree))
+}
+
 /// Prints all top-level nodes of a tree as compact XML.
 fn print(tree: &DataTree<'_>, defaults: WithDefaults) -> Result<String, DatastoreError> {
+    print_with(tree, defaults, 0)
+}
+
+/// [`print`] with extra libyang print flags (e.g. `LYD_PRINT_EMPTY_CONT`).
+fn print_with(
+    tree: &DataTree<'_>,
+    defaults: WithDefaults,
+    extra: u32,
+) -> Result<String, DatastoreError> {
     if tree.raw().is_null() {
         return Ok(String::new());
     }
     let mut out = std::ptr::null_mut();
-    let flags = ffi::LYD_PRINT_SIBLINGS | ffi::LYD_PRINT_SHRINK | defaults.print_flags();
+    let flags = ffi::LYD_PRINT_SIBLINGS | ffi::LYD_PRINT_SHRINK | defaults.print_flags() | extra;
     let r = unsafe { ffi::lyd_print_mem(&mut out, tree.raw(), ffi::LYD_FORMAT::LYD_XML, flags) };
     if r != ffi::LY_ERR::LY_SUCCESS {
         return Err(raw::last_error(tree.context()));
@@ -265,7 +370,7 @@ fn print(tree: &DataTree<'_>, defaults: WithDefaults) -> Result<String, Datastor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netconf::capabilities::IETF_NETCONF_FEATURES;
+    use crate::netconf::capabilities::MODULE_FEATURES;
     use crate::yang::YangContext;
 
     const NCS: &str = "http://tail-f.com/ns/ncs";
@@ -275,7 +380,7 @@ mod tests {
         static CTX: std::sync::OnceLock<&'static Context> = std::sync::OnceLock::new();
         CTX.get_or_init(|| {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
-            YangContext::load(&dir, &[("ietf-netconf", IETF_NETCONF_FEATURES)])
+            YangContext::load(&dir, MODULE_FEATURES)
                 .expect("the repository's YANG modules load")
                 .context()
         })
@@ -398,6 +503,7 @@ mod tests {
             name: name.into(),
             content: content.map(String::from),
             children,
+            attributes: Vec::new(),
         };
         let by_key = vec![node(
             "python-vm",
@@ -413,7 +519,10 @@ mod tests {
             )],
         )];
         let out = ds
-            .get_config(Some(&by_key), WithDefaults::Explicit)
+            .get_config(
+                Some(&Filter::Subtree(by_key.clone())),
+                WithDefaults::Explicit,
+            )
             .unwrap();
         assert!(
             out.contains("<node-id>b</node-id><level>level-info</level>"),
@@ -430,7 +539,10 @@ mod tests {
             )],
         )];
         let out = ds
-            .get_config(Some(&levels_only), WithDefaults::Explicit)
+            .get_config(
+                Some(&Filter::Subtree(levels_only.clone())),
+                WithDefaults::Explicit,
+            )
             .unwrap();
         assert!(
             out.contains("<node-id>a</node-id><level>level-error</level>"),
@@ -438,8 +550,11 @@ mod tests {
         );
         let nothing = vec![node("python-vm", None, vec![node("nope", None, vec![])])];
         assert_eq!(
-            ds.get_config(Some(&nothing), WithDefaults::Explicit)
-                .unwrap(),
+            ds.get_config(
+                Some(&Filter::Subtree(nothing.clone())),
+                WithDefaults::Explicit
+            )
+            .unwrap(),
             ""
         );
     }

@@ -30,6 +30,14 @@ pub fn write_atomically(file: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes a removal or rename in `file`'s directory durable.
+pub fn sync_dir(file: &Path) -> std::io::Result<()> {
+    match file.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Removes a temporary file left by a crash in the middle of [`write_atomically`]; the real
 /// file still holds the last acknowledged configuration.
 pub fn remove_stale_temp(file: &Path) {

@@ -15,9 +15,15 @@ pub fn protocol_capabilities() -> Vec<String> {
         BASE_1_0,
         BASE_1_1,
         "urn:ietf:params:netconf:capability:writable-running:1.0",
+        "urn:ietf:params:netconf:capability:candidate:1.0",
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
         "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
         "urn:ietf:params:netconf:capability:validate:1.1",
+        "urn:ietf:params:netconf:capability:startup:1.0",
+        "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
+        // NSO's <action> form, beside YANG 1.1 actions.
+        "http://tail-f.com/ns/netconf/actions/1.0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -26,7 +32,25 @@ pub fn protocol_capabilities() -> Vec<String> {
 
 /// The ietf-netconf features that match [`protocol_capabilities`]; enabled when the YANG
 /// context is loaded so that the module capability of ietf-netconf tells the same story.
-pub const IETF_NETCONF_FEATURES: &[&str] = &["writable-running", "rollback-on-error", "validate"];
+pub const IETF_NETCONF_FEATURES: &[&str] = &[
+    "writable-running",
+    "candidate",
+    "confirmed-commit",
+    "rollback-on-error",
+    "validate",
+    "startup",
+    "xpath",
+];
+
+/// The features of ietf-netconf-nmda: `get-data` takes `with-origin` and `origin-filter`
+/// (origin) and `with-defaults` (with-defaults).
+pub const NMDA_FEATURES: &[&str] = &["origin", "with-defaults"];
+
+/// Every module whose features the server chooses, for [`crate::yang::YangContext::load`].
+pub const MODULE_FEATURES: &[(&str, &[&str])] = &[
+    ("ietf-netconf", IETF_NETCONF_FEATURES),
+    ("ietf-netconf-nmda", NMDA_FEATURES),
+];
 
 /// The server's `<hello>` message.
 pub fn server_hello(capabilities: &[String], session_id: u32) -> String {
@@ -106,7 +130,7 @@ mod tests {
         assert_eq!(e.child(NS_BASE, "session-id").unwrap().text(), "7");
         assert_eq!(
             e.child(NS_BASE, "capabilities").unwrap().elements().count(),
-            6
+            protocol_capabilities().len()
         );
     }
 }

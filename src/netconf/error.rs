@@ -286,6 +286,42 @@ impl RpcError {
                 )
                 .with_info(ErrorInfo::BadAttribute("operation".into())),
             ],
+            D::Locked { holder, .. } => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::InUse, e.to_string())
+                    .with_info(ErrorInfo::SessionId(holder)),
+            ],
+            D::LockDenied { holder, .. } => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::LockDenied, e.to_string())
+                    .with_info(ErrorInfo::SessionId(holder)),
+            ],
+            // No session holds the lock; RFC 6241 §7.5 has session-id 0 for "not a session".
+            D::CandidateModified => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::LockDenied, e.to_string())
+                    .with_info(ErrorInfo::SessionId(0)),
+            ],
+            D::NotLocked { .. } | D::NoPendingCommit => vec![RpcError::new(
+                ErrorType::Protocol,
+                ErrorTag::OperationFailed,
+                e.to_string(),
+            )],
+            D::ConfirmedCommitOwned { holder } => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::InUse, e.to_string())
+                    .with_info(ErrorInfo::SessionId(holder)),
+            ],
+            D::PersistId(_) => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue, e.to_string())
+                    .with_info(ErrorInfo::BadElement("persist-id".into())),
+            ],
+            D::SameSourceAndTarget => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue, e.to_string())
+                    .with_info(ErrorInfo::BadElement("target".into())),
+            ],
+            D::NotSupported(_) => vec![RpcError::not_supported(e.to_string())],
+            D::BadXPath(_) => vec![
+                RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue, e.to_string())
+                    .with_info(ErrorInfo::BadAttribute("select".into()))
+                    .with_info(ErrorInfo::BadElement("filter".into())),
+            ],
             e @ (D::Persist(_) | D::Internal(_)) => vec![RpcError::new(
                 ErrorType::Application,
                 ErrorTag::OperationFailed,

@@ -4,6 +4,7 @@
 pub mod capabilities;
 pub mod error;
 pub mod framing;
+pub mod library;
 mod ops;
 pub mod rpc;
 pub mod session;
@@ -20,6 +21,8 @@ use sessions::Sessions;
 pub struct NetconfServer {
     /// The running datastore.
     pub datastore: Arc<Datastore>,
+    /// The Python VM runtime: operational data and actions.
+    pub runtime: Arc<crate::runtime::Runtime>,
     /// Live sessions.
     pub sessions: Sessions,
     /// What the server's `<hello>` announces.
@@ -28,4 +31,8 @@ pub struct NetconfServer {
     pub max_message_size: usize,
     /// How long a client has to send its `<hello>`.
     pub hello_timeout: Duration,
+    /// The YANG modules (`<get-schema>` serves their text).
+    pub yang: Arc<crate::yang::YangContext>,
+    /// The YANG library built from them (monitoring, `/modules-state`, `/yang-library`).
+    pub library: Arc<library::Library>,
 }

@@ -7,6 +7,7 @@ use crate::netconf::NetconfServer;
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError, errors_xml};
 use crate::netconf::ops;
 use crate::netconf::session::SessionState;
+use crate::netconf::sessions::Count;
 use crate::netconf::xml::{self, Element, NS_BASE, escape_text};
 
 /// What an operation produced.
@@ -25,8 +26,22 @@ pub enum Outcome {
     ReplyAndClose(String),
 }
 
-/// Handles one message received after the hello.
+/// Handles one message received after the hello, and counts it for monitoring.
 pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServer) -> Outcome {
+    let (outcome, counts) = answer(message, session, server).await;
+    for count in counts {
+        server.sessions.count(&session.counters, *count);
+    }
+    outcome
+}
+
+/// The answer to one message, and what RFC 6022 counts about it.
+async fn answer(
+    message: &[u8],
+    session: &SessionState,
+    server: &NetconfServer,
+) -> (Outcome, &'static [Count]) {
+    const BAD: &[Count] = &[Count::InBadRpc, Count::OutRpcError];
     let rpc = match xml::parse(message) {
         Ok(rpc) => rpc,
         Err(e) => {
@@ -34,7 +49,7 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
                 session.base_1_1,
                 format!("the message is not well-formed XML: {e}"),
             );
-            return Outcome::Reply(error_reply(None, &[error]));
+            return (Outcome::Reply(error_reply(None, &[error])), BAD);
         }
     };
     if !rpc.is(NS_BASE, "rpc") {
@@ -44,7 +59,7 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
             format!("expected <rpc>, got <{}>", rpc.name),
         )
         .with_info(ErrorInfo::BadElement(rpc.name.clone()));
-        return Outcome::Reply(error_reply(None, &[error]));
+        return (Outcome::Reply(error_reply(None, &[error])), BAD);
     }
     if rpc.attr("message-id").is_none() {
         let error = RpcError::new(
@@ -54,7 +69,7 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
         )
         .with_info(ErrorInfo::BadAttribute("message-id".into()))
         .with_info(ErrorInfo::BadElement("rpc".into()));
-        return Outcome::Reply(error_reply(Some(&rpc), &[error]));
+        return (Outcome::Reply(error_reply(Some(&rpc), &[error])), BAD);
     }
     let mut operations = rpc.elements();
     let (Some(operation), None) = (operations.next(), operations.next()) else {
@@ -62,7 +77,7 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
             session.base_1_1,
             "an <rpc> must contain exactly one operation",
         );
-        return Outcome::Reply(error_reply(Some(&rpc), &[error]));
+        return (Outcome::Reply(error_reply(Some(&rpc), &[error])), BAD);
     };
     let context = ops::Call {
         rpc: &rpc,
@@ -74,13 +89,17 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
     match ops::dispatch(&context).await {
         Ok(result) => {
             let reply = reply(&rpc, result);
-            if close {
+            let outcome = if close {
                 Outcome::ReplyAndClose(reply)
             } else {
                 Outcome::Reply(reply)
-            }
+            };
+            (outcome, &[Count::InRpc])
         }
-        Err(errors) => Outcome::Reply(error_reply(Some(&rpc), &errors)),
+        Err(errors) => (
+            Outcome::Reply(error_reply(Some(&rpc), &errors)),
+            &[Count::InRpc, Count::OutRpcError],
+        ),
     }
 }
 

@@ -12,8 +12,10 @@ use crate::netconf::capabilities::{parse_client_hello, server_hello};
 use crate::netconf::error::{ErrorTag, ErrorType, RpcError};
 use crate::netconf::framing::{FrameDecoder, FrameError, Framing, encode};
 use crate::netconf::rpc::{self, Outcome};
+use crate::netconf::sessions::Counters;
 use crate::netconf::{NetconfServer, xml};
 use crate::ssh::{NetconfIo, Output, Peer};
+use std::sync::atomic::Ordering;
 
 /// The per-session state that operations may look at.
 pub struct SessionState {
@@ -23,6 +25,8 @@ pub struct SessionState {
     pub user: String,
     /// True once both sides announced base:1.1 (some error tags are only for 1.1 clients).
     pub base_1_1: bool,
+    /// The session's monitoring counters.
+    pub counters: Arc<Counters>,
 }
 
 /// Runs a session to its end. Spawned once per `netconf` subsystem channel.
@@ -40,9 +44,34 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         id,
         user: peer.user.clone(),
         base_1_1: false,
+        counters: Arc::clone(&registration.counters),
     };
     let reason = conn.serve(&mut state, &server).await;
     info!(session = id, reason, "session ended");
+    let stats = &server.sessions.stats;
+    match reason {
+        "closed by client" => {}
+        "no hello in time" | "bad hello" | "bad framing before hello" => {
+            stats.in_bad_hellos.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {
+            stats.dropped_sessions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // Whatever the way the session ended, it leaves no lock, no unconfirmed commit and no
+    // abandoned candidate change behind (RFC 6241 §7.5, §8.4.1).
+    let datastore = Arc::clone(&server.datastore);
+    match tokio::task::spawn_blocking(move || datastore.session_ended(id)).await {
+        Ok(cleanup) if cleanup != Default::default() => {
+            info!(
+                session = id,
+                ?cleanup,
+                "released what the session left behind"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => warn!(session = id, error = %e, "cleaning up after the session failed"),
+    }
     server.sessions.unregister(id);
     let _ = conn.output.send(Output::Close).await;
 }
@@ -73,7 +102,7 @@ impl Connection {
             Ok(Next::Closed(reason)) => return reason,
             Ok(Next::Frame(e)) => {
                 warn!(session = state.id, error = %e, "bad framing before hello");
-                return "bad framing";
+                return "bad framing before hello";
             }
             Ok(Next::Message(m)) => m,
         };

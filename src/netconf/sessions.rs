@@ -1,9 +1,10 @@
-//! The table of live NETCONF sessions: session-ids, and the handle `kill-session` uses.
+//! The table of live NETCONF sessions: session-ids, the handle `kill-session` uses, and the
+//! counters that RFC 6022 monitoring reports per session and for the whole server.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::watch;
@@ -19,6 +20,77 @@ pub struct SessionInfo {
     pub addr: Option<SocketAddr>,
     /// When the session started.
     pub started: SystemTime,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+}
+
+/// The message counters of RFC 6022, for one session or for all.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Correct `<rpc>` messages received.
+    pub in_rpcs: AtomicU64,
+    /// Messages received that were not correct `<rpc>`s.
+    pub in_bad_rpcs: AtomicU64,
+    /// `<rpc-reply>`s sent that held an `<rpc-error>`.
+    pub out_rpc_errors: AtomicU64,
+    /// Notifications sent.
+    pub out_notifications: AtomicU64,
+}
+
+impl Counters {
+    fn field(&self, what: Count) -> &AtomicU64 {
+        match what {
+            Count::InRpc => &self.in_rpcs,
+            Count::InBadRpc => &self.in_bad_rpcs,
+            Count::OutRpcError => &self.out_rpc_errors,
+            Count::OutNotification => &self.out_notifications,
+        }
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Server-wide statistics (RFC 6022 `/netconf-state/statistics`).
+#[derive(Debug)]
+pub struct Statistics {
+    /// When the server started.
+    pub started: SystemTime,
+    /// Sessions that ended before a valid `<hello>`.
+    pub in_bad_hellos: AtomicU64,
+    /// Sessions started.
+    pub in_sessions: AtomicU64,
+    /// Sessions that ended other than by `close-session`.
+    pub dropped_sessions: AtomicU64,
+    /// The sum of all sessions' counters.
+    pub totals: Counters,
+}
+
+impl Default for Statistics {
+    fn default() -> Self {
+        Statistics {
+            started: SystemTime::now(),
+            in_bad_hellos: AtomicU64::new(0),
+            in_sessions: AtomicU64::new(0),
+            dropped_sessions: AtomicU64::new(0),
+            totals: Counters::default(),
+        }
+    }
+}
+
+/// Which counter [`Sessions::count`] increments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// A correct `<rpc>`.
+    InRpc,
+    /// A message that was not a correct `<rpc>`.
+    InBadRpc,
+    /// A reply with an `<rpc-error>`.
+    OutRpcError,
+    /// A notification.
+    OutNotification,
 }
 
 struct Entry {
@@ -31,6 +103,8 @@ struct Entry {
 pub struct Sessions {
     next_id: AtomicU32,
     live: Mutex<HashMap<u32, Entry>>,
+    /// Server-wide statistics.
+    pub stats: Statistics,
 }
 
 /// Returned by [`Sessions::register`]; the session ends when `killed` changes.
@@ -39,6 +113,8 @@ pub struct Registration {
     pub id: u32,
     /// Changes to `true` when another session kills this one.
     pub killed: watch::Receiver<bool>,
+    /// The session's counters.
+    pub counters: Arc<Counters>,
 }
 
 impl Sessions {
@@ -46,14 +122,28 @@ impl Sessions {
     pub fn register(&self, user: &str, addr: Option<SocketAddr>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (kill, killed) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
         let info = SessionInfo {
             id,
             user: user.to_string(),
             addr,
             started: SystemTime::now(),
+            counters: Arc::clone(&counters),
         };
+        self.stats.in_sessions.fetch_add(1, Ordering::Relaxed);
         self.table().insert(id, Entry { info, kill });
-        Registration { id, killed }
+        Registration {
+            id,
+            killed,
+            counters,
+        }
+    }
+
+    /// Counts one event of session `counters` and of the whole server.
+    pub fn count(&self, counters: &Counters, what: Count) {
+        for c in [counters, &self.stats.totals] {
+            c.field(what).fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets a session that has ended.

@@ -442,6 +442,30 @@ impl YangContext {
         None
     }
 
+    /// The YIN form of a module or submodule of the context, printed by libyang, for
+    /// `<get-schema>` with format `yin`. Revisions are chosen as in [`YangContext::schema_text`].
+    pub fn schema_yin(&self, name: &str, revision: Option<&str>) -> Option<String> {
+        let revision = revision.filter(|r| !r.is_empty());
+        if let Some(module) = self.find_module(name, revision) {
+            return module
+                .print_string(SchemaOutputFormat::YIN, SchemaPrinterFlags::empty())
+                .ok();
+        }
+        self.ctx.modules(false).find_map(|module| {
+            // SAFETY: a module of our context.
+            let submodules = unsafe { module_submodules(module.as_raw()) };
+            let sub = submodules.into_iter().find(|sub| {
+                sub.name == name && (revision.is_none() || sub.revision.as_deref() == revision)
+            })?;
+            module
+                .get_submodule(&sub.name, sub.revision.as_deref())
+                .and_then(|s| {
+                    s.print_string(SchemaOutputFormat::YIN, SchemaPrinterFlags::empty())
+                        .ok()
+                })
+        })
+    }
+
     /// The modules `modules()` lists, in context order: implemented ones, except libyang's
     /// built-in modules that the server does not implement unless a file of the directory
     /// asked for them.

@@ -120,7 +120,7 @@ class TestHello(NetconfTestCase):
 
     def test_unadvertised_capabilities_absent(self):
         bases = {parse_capability(c)[0] for c in self.caps()}
-        for cap in (CAP_CANDIDATE, CAP_STARTUP, CAP_XPATH, CAP_NOTIFICATION):
+        for cap in (CAP_NOTIFICATION,):
             self.assertNotIn(cap, bases)
 
     def test_session_ids_distinct(self):
@@ -550,8 +550,9 @@ class TestProtocol(NetconfTestCase):
         self.assertRpcError(self.m.dispatch("frobnicate"), tag="operation-not-supported")
         self.assertData(get_config(self.m), "get-config after an unknown rpc")
 
-    def test_commit_not_supported_without_candidate(self):
-        self.assertRpcError(self.m.dispatch("commit"), tag="operation-not-supported")
+    def test_unsupported_operation(self):
+        # partial-lock (RFC 5717) is not implemented, and not advertised.
+        self.assertRpcError(self.m.dispatch("partial-lock"), tag="operation-not-supported")
 
     def test_reply_echoes_rpc_attributes(self):
         raw = self.raw().hello()

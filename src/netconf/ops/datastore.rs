@@ -1,10 +1,14 @@
 //! The datastore operations: `get`, `get-config`, `edit-config` and `validate` (RFC 6241 §7),
-//! with subtree filters (§6) and the `with-defaults` parameter (RFC 6243).
+//! on running, candidate and startup, with subtree (§6) and XPath (§8.9) filters and the
+//! `with-defaults` parameter (RFC 6243).
 
 use std::sync::Arc;
 
 use super::{Call, OpOutcome, blocking};
-use crate::datastore::{EditOperation, EditRequest, FilterNode, TestOption, WithDefaults};
+use crate::datastore::{
+    DatastoreName, EditOperation, EditRequest, Filter, FilterNode, Source, TestOption,
+    WithDefaults, XPathFilter,
+};
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::rpc::OpResult;
 use crate::netconf::xml::{self, Element, NS_BASE};
@@ -14,7 +18,18 @@ const NS_WITH_DEFAULTS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-de
 
 /// `get`: running configuration and state data.
 pub async fn get(call: &Call<'_>) -> OpOutcome {
-    read(call).await
+    let filter = parse_filter(call, call.operation)?;
+    let defaults = parse_with_defaults(call.operation)?;
+    let datastore = Arc::clone(&call.server.datastore);
+    let mut operational = call.server.runtime.operational_xml();
+    operational.extend(super::monitoring::state_documents(call.server));
+    let data = blocking(move || {
+        datastore
+            .get(filter.as_ref(), defaults, &operational)
+            .map_err(RpcError::from_datastore)
+    })
+    .await?;
+    Ok(data_reply(data))
 }
 
 /// `get-config`: the configuration of a datastore.
@@ -23,34 +38,45 @@ pub async fn get_config(call: &Call<'_>) -> OpOutcome {
         .operation
         .child(NS_BASE, "source")
         .ok_or_else(|| vec![RpcError::missing_element("source")])?;
-    datastore_name(source, "source")?;
-    read(call).await
-}
-
-async fn read(call: &Call<'_>) -> OpOutcome {
-    let filter = parse_filter(call.operation)?;
+    let source = datastore_name(source, "source")?;
+    let filter = parse_filter(call, call.operation)?;
     let defaults = parse_with_defaults(call.operation)?;
     let datastore = Arc::clone(&call.server.datastore);
     let data = blocking(move || {
         datastore
-            .get_config(filter.as_deref(), defaults)
+            .read(source, filter.as_ref(), defaults)
             .map_err(RpcError::from_datastore)
     })
     .await?;
-    Ok(OpResult::Body(if data.is_empty() {
+    Ok(data_reply(data))
+}
+
+/// `<data>` holding `data`.
+pub(super) fn data_reply(data: String) -> OpResult {
+    OpResult::Body(if data.is_empty() {
         "<data/>".into()
     } else {
         format!("<data>{data}</data>")
-    }))
+    })
 }
 
-/// `edit-config` on running.
+/// `edit-config` on running or the candidate.
 pub async fn edit_config(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
     let target = op
         .child(NS_BASE, "target")
         .ok_or_else(|| vec![RpcError::missing_element("target")])?;
-    datastore_name(target, "target")?;
+    let target = datastore_name(target, "target")?;
+    if target == DatastoreName::Startup {
+        return Err(vec![
+            RpcError::new(
+                ErrorType::Protocol,
+                ErrorTag::InvalidValue,
+                "edit-config cannot target startup; use copy-config",
+            )
+            .with_info(ErrorInfo::BadElement("target".into())),
+        ]);
+    }
     let default_operation = match op.child(NS_BASE, "default-operation") {
         None => EditOperation::Merge,
         Some(e) => match EditOperation::parse(e.text().trim()) {
@@ -93,42 +119,67 @@ pub async fn edit_config(call: &Call<'_>) -> OpOutcome {
         test_option,
     };
     let datastore = Arc::clone(&call.server.datastore);
+    let session = call.session.id;
     blocking(move || {
         datastore
-            .edit_running(&request)
+            .edit(target, session, &request)
             .map_err(RpcError::from_datastore)
     })
     .await?;
     Ok(OpResult::Ok)
 }
 
-/// `validate` of running or of an inline `<config>`.
+/// `validate` of a datastore or of an inline `<config>`.
 pub async fn validate(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
     let source = op
         .child(NS_BASE, "source")
         .ok_or_else(|| vec![RpcError::missing_element("source")])?;
-    let Some(config) = source.child(NS_BASE, "config") else {
-        // Running is validated on every commit, so it is always valid.
-        datastore_name(source, "source")?;
-        return Ok(OpResult::Ok);
-    };
-    let text = content_xml(call, &[op, source], config);
+    let source = source_param(call, op, source)?;
     let datastore = Arc::clone(&call.server.datastore);
     blocking(move || {
-        datastore
-            .validate_config(&text)
-            .map_err(RpcError::from_datastore)
+        match &source {
+            Source::Config(text) => datastore.validate_config(text),
+            Source::Datastore(ds) => datastore.validate(*ds),
+        }
+        .map_err(RpcError::from_datastore)
     })
     .await?;
     Ok(OpResult::Ok)
 }
 
-/// Checks a `<source>`/`<target>` parameter names a datastore this server has.
-fn datastore_name(param: &Element, what: &str) -> Result<(), Vec<RpcError>> {
+/// Reads a `<source>` that may name a datastore or hold an inline `<config>`.
+pub(super) fn source_param(
+    call: &Call<'_>,
+    op: &Element,
+    source: &Element,
+) -> Result<Source, Vec<RpcError>> {
+    match source.child(NS_BASE, "config") {
+        Some(config) => Ok(Source::Config(content_xml(call, &[op, source], config))),
+        None => datastore_name(source, "source").map(Source::Datastore),
+    }
+}
+
+/// Reads a `<source>`/`<target>` parameter that names a datastore this server has.
+pub(super) fn datastore_name(param: &Element, what: &str) -> Result<DatastoreName, Vec<RpcError>> {
     let mut names = param.elements();
     match (names.next(), names.next()) {
-        (Some(e), None) if e.is(NS_BASE, "running") => Ok(()),
+        (Some(e), None) if e.ns == NS_BASE || e.ns.is_empty() => {
+            match DatastoreName::parse(&e.name) {
+                Some(ds) => Ok(ds),
+                None if e.name == "url" => Err(vec![RpcError::not_supported(
+                    "the :url capability is not supported",
+                )]),
+                None => Err(vec![
+                    RpcError::new(
+                        ErrorType::Protocol,
+                        ErrorTag::InvalidValue,
+                        format!("there is no datastore <{}>", e.name),
+                    )
+                    .with_info(ErrorInfo::BadElement(what.into())),
+                ]),
+            }
+        }
         (Some(e), None) => Err(vec![
             RpcError::new(
                 ErrorType::Protocol,
@@ -141,7 +192,8 @@ fn datastore_name(param: &Element, what: &str) -> Result<(), Vec<RpcError>> {
     }
 }
 
-fn bad_value(element: &str, value: &str) -> RpcError {
+/// An `invalid-value` error about a parameter.
+pub(super) fn bad_value(element: &str, value: &str) -> RpcError {
     RpcError::new(
         ErrorType::Protocol,
         ErrorTag::InvalidValue,
@@ -152,7 +204,7 @@ fn bad_value(element: &str, value: &str) -> RpcError {
 
 /// The children of `holder` (e.g. `<config>`) as a standalone XML text for libyang, carrying
 /// the namespace declarations in scope from the `<rpc>` down to `holder`.
-fn content_xml(call: &Call<'_>, path: &[&Element], holder: &Element) -> String {
+pub(super) fn content_xml(call: &Call<'_>, path: &[&Element], holder: &Element) -> String {
     let mut scope: Vec<(String, String)> = call.rpc.ns_decls.clone();
     for e in path.iter().chain(std::iter::once(&holder)) {
         scope.extend(e.ns_decls.iter().cloned());
@@ -163,11 +215,22 @@ fn content_xml(call: &Call<'_>, path: &[&Element], holder: &Element) -> String {
         .collect()
 }
 
-/// Reads the `<filter>` parameter. Only subtree filters exist without `:xpath`.
-fn parse_filter(op: &Element) -> Result<Option<Vec<FilterNode>>, Vec<RpcError>> {
+/// Reads the `<filter>` parameter of `op`: a subtree filter, or an XPath filter whose
+/// prefixes are those declared on the way from the `<rpc>` to the `<filter>`.
+pub(super) fn parse_filter(call: &Call<'_>, op: &Element) -> Result<Option<Filter>, Vec<RpcError>> {
     let Some(filter) = op.child(NS_BASE, "filter") else {
         return Ok(None);
     };
+    parse_filter_element(call, op, filter).map(Some)
+}
+
+/// Reads a `<filter>` element (RFC 6241's, or the `subtree-filter`/`xpath-filter` of
+/// get-data, which the caller turns into the same shape).
+pub(super) fn parse_filter_element(
+    call: &Call<'_>,
+    op: &Element,
+    filter: &Element,
+) -> Result<Filter, Vec<RpcError>> {
     let kind = filter
         .attrs
         .iter()
@@ -175,13 +238,31 @@ fn parse_filter(op: &Element) -> Result<Option<Vec<FilterNode>>, Vec<RpcError>> 
         .map(|a| a.value.as_str())
         .unwrap_or("subtree");
     match kind {
-        "subtree" => Ok(Some(filter.elements().map(filter_node).collect())),
-        "xpath" => Err(vec![
-            RpcError::not_supported(
-                "XPath filters need the :xpath capability, which this server does not announce",
-            )
-            .with_info(ErrorInfo::BadAttribute("type".into())),
-        ]),
+        "subtree" => Ok(Filter::Subtree(
+            filter.elements().map(filter_node).collect(),
+        )),
+        "xpath" => {
+            let select = filter
+                .attrs
+                .iter()
+                .find(|a| a.name == "select" && (a.ns.is_empty() || a.ns == NS_BASE))
+                .map(|a| a.value.clone())
+                .ok_or_else(|| {
+                    vec![
+                        RpcError::new(
+                            ErrorType::Protocol,
+                            ErrorTag::MissingAttribute,
+                            "an XPath filter needs a select attribute",
+                        )
+                        .with_info(ErrorInfo::BadAttribute("select".into()))
+                        .with_info(ErrorInfo::BadElement("filter".into())),
+                    ]
+                })?;
+            Ok(Filter::XPath(XPathFilter {
+                select,
+                namespaces: namespaces_in_scope(call, &[op, filter]),
+            }))
+        }
         other => Err(vec![
             RpcError::new(
                 ErrorType::Protocol,
@@ -194,7 +275,17 @@ fn parse_filter(op: &Element) -> Result<Option<Vec<FilterNode>>, Vec<RpcError>> 
     }
 }
 
-fn filter_node(e: &Element) -> FilterNode {
+/// The prefix declarations in scope at the last element of `path` (starting below `<rpc>`).
+pub(super) fn namespaces_in_scope(call: &Call<'_>, path: &[&Element]) -> Vec<(String, String)> {
+    let mut scope: Vec<(String, String)> = call.rpc.ns_decls.clone();
+    for e in path {
+        scope.extend(e.ns_decls.iter().cloned());
+    }
+    scope
+}
+
+/// A subtree filter element as a filter node.
+pub(super) fn filter_node(e: &Element) -> FilterNode {
     let text = e.text();
     let content = (!e.has_elements() && !text.trim().is_empty()).then(|| text.trim().to_string());
     FilterNode {
@@ -204,10 +295,21 @@ fn filter_node(e: &Element) -> FilterNode {
         name: e.name.clone(),
         content,
         children: e.elements().map(filter_node).collect(),
+        // Namespace declarations are not attributes; nor is anything in the base namespace,
+        // which ncclient-style requests put on filter elements by inheritance.
+        attributes: e
+            .attrs
+            .iter()
+            .filter(|a| {
+                a.ns != NS_BASE && a.prefix.as_deref() != Some("xmlns") && a.name != "xmlns"
+            })
+            .map(|a| (a.ns.clone(), a.name.clone(), a.value.clone()))
+            .collect(),
     }
 }
 
-fn parse_with_defaults(op: &Element) -> Result<WithDefaults, Vec<RpcError>> {
+/// Reads the `with-defaults` parameter (RFC 6243 §4.5.1); our basic mode when absent.
+pub(super) fn parse_with_defaults(op: &Element) -> Result<WithDefaults, Vec<RpcError>> {
     match op.child(NS_WITH_DEFAULTS, "with-defaults") {
         None => Ok(WithDefaults::default()),
         Some(e) => WithDefaults::parse(e.text().trim())

@@ -1,7 +1,13 @@
 //! The NETCONF operations, a module per family. Each takes the parsed request and returns a
 //! reply body or the list of `rpc-error`s.
 
+mod action;
+mod commit;
+mod config;
 mod datastore;
+mod locks;
+mod monitoring;
+mod nmda;
 mod session;
 
 use crate::netconf::NetconfServer;
@@ -28,6 +34,18 @@ pub type OpOutcome = Result<OpResult, Vec<RpcError>>;
 /// Runs the operation named by `call.operation`.
 pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
+    if action::is_action(op) {
+        return action::action(call).await;
+    }
+    if op.is(monitoring::NS_MONITORING, "get-schema") {
+        return monitoring::get_schema(call).await;
+    }
+    if op.is(nmda::NS_NMDA, "get-data") {
+        return nmda::get_data(call).await;
+    }
+    if op.is(nmda::NS_NMDA, "edit-data") {
+        return nmda::edit_data(call).await;
+    }
     if !(op.ns == NS_BASE || op.ns.is_empty()) {
         return Err(vec![RpcError::not_supported(format!(
             "unknown operation <{}> in namespace {}",
@@ -39,8 +57,15 @@ pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
         "get-config" => datastore::get_config(call).await,
         "edit-config" => datastore::edit_config(call).await,
         "validate" => datastore::validate(call).await,
+        "copy-config" => config::copy_config(call).await,
+        "delete-config" => config::delete_config(call).await,
+        "lock" => locks::lock(call).await,
+        "unlock" => locks::unlock(call).await,
+        "commit" => commit::commit(call).await,
+        "discard-changes" => commit::discard_changes(call).await,
+        "cancel-commit" => commit::cancel_commit(call).await,
         "close-session" => Ok(OpResult::Ok),
-        "kill-session" => session::kill_session(call),
+        "kill-session" => session::kill_session(call).await,
         other => Err(vec![RpcError::not_supported(format!(
             "operation <{other}> is not supported"
         ))]),

@@ -1,12 +1,16 @@
 //! `kill-session` (RFC 6241 §7.9); `close-session` needs no work beyond ending the session.
 
-use super::{Call, OpOutcome};
+use std::sync::Arc;
+
+use super::{Call, OpOutcome, blocking};
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::rpc::OpResult;
 use crate::netconf::xml::NS_BASE;
 
-/// Ends another session: its locks are released and its transactions aborted as it ends.
-pub fn kill_session(call: &Call<'_>) -> OpOutcome {
+/// Ends another session. Its locks are released, its unconfirmed confirmed commit rolled back
+/// and its abandoned candidate changes discarded before the reply, so that the client that
+/// killed it can take over at once.
+pub async fn kill_session(call: &Call<'_>) -> OpOutcome {
     let text = call
         .operation
         .child(NS_BASE, "session-id")
@@ -32,7 +36,12 @@ pub fn kill_session(call: &Call<'_>) -> OpOutcome {
             .with_info(ErrorInfo::BadElement("session-id".into())),
         ]);
     }
-    if !call.server.sessions.kill(id) {
+    let known = call.server.sessions.kill(id);
+    if known {
+        let datastore = Arc::clone(&call.server.datastore);
+        blocking(move || Ok(datastore.session_ended(id))).await?;
+    }
+    if !known {
         return Err(vec![
             RpcError::new(
                 ErrorType::Protocol,

@@ -1,0 +1,1 @@
+"""common-lib: helpers shared by other packages (a library package; nothing runs)."""

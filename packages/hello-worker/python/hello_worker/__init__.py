@@ -1,0 +1,1 @@
+"""hello-worker: an example application component with a background worker thread."""

@@ -1,0 +1,55 @@
+"""pyvmd's implementation of the ``ncs`` Python package that NSO packages import.
+
+Written from NSO's documented behaviour (not copied from NSO). The package is shipped inside the
+``pyvmd`` binary and served by an in-memory importer, so ``import ncs`` finds this copy first in a
+Python VM, whatever else is on ``sys.path``. Outside a VM (plain ``python3`` with ``python/`` on
+the path, e.g. a package's own unit tests) it still imports: the parts that need the VM then do
+nothing.
+
+Submodules are imported here so that ``import ncs`` alone gives ``ncs.application.Application``
+and friends, as packages expect.
+"""
+
+# Result codes of callbacks (ConfD's values).
+CONFD_OK = 0
+CONFD_ERR = -1
+CONFD_EOF = -2
+CONFD_DELAYED_RESPONSE = 2
+CONFD_ACCUMULATE = 1
+CONFD_ALREADY_LOCKED = -4
+CONFD_IN_USE = -5
+
+# Datastores (ConfD's values), used as ``db=`` arguments.
+NO_DB = 0
+CANDIDATE = 1
+RUNNING = 2
+STARTUP = 3
+OPERATIONAL = 4
+PRE_COMMIT_RUNNING = 6
+INTENDED = 7
+
+from . import log  # noqa: E402  (the constants above must exist before the submodules load)
+from . import dp  # noqa: E402
+from . import application  # noqa: E402
+from . import upgrade  # noqa: E402
+
+__all__ = [
+    "CONFD_OK",
+    "CONFD_ERR",
+    "CONFD_EOF",
+    "CONFD_DELAYED_RESPONSE",
+    "CONFD_ACCUMULATE",
+    "CONFD_ALREADY_LOCKED",
+    "CONFD_IN_USE",
+    "NO_DB",
+    "CANDIDATE",
+    "RUNNING",
+    "STARTUP",
+    "OPERATIONAL",
+    "PRE_COMMIT_RUNNING",
+    "INTENDED",
+    "application",
+    "dp",
+    "log",
+    "upgrade",
+]

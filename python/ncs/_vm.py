@@ -1,0 +1,383 @@
+"""Internal: the Python half of a pyvmd VM (not part of NSO's API; packages must not use it).
+
+The Rust side (``pyvmd vm``) owns the socket to the server, the log file and the status list; it
+exposes them as the native module ``_pyvmd``. This module holds what is easier to express in
+Python: the logging handler, the component threads and their lifecycle, and the registry of
+callback points. Outside a VM ``_pyvmd`` is missing and the functions here quietly do nothing,
+so that ``import ncs`` works in a plain interpreter too (a package's own unit tests).
+
+Lifecycle of one application component (NSO's behaviour):
+  thread ``ComponentThread:<component>`` starts → import module → instantiate class → ``setup()``
+  → status ``started`` → wait for stop → ``teardown()`` → stop functions → thread finishes.
+An import or constructor error gives ``failed`` with the last line of the traceback; a raising
+``setup()`` gives ``failed`` too, and ``teardown()`` still runs (at once, since the component
+will not run).
+"""
+
+import importlib
+import logging
+import site
+import sys
+import threading
+import traceback
+import types
+
+try:
+    import _pyvmd
+except ImportError:  # a plain interpreter, not a VM
+    _pyvmd = None
+
+_log = logging.getLogger("ncs.vm")
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+
+class VmLogHandler(logging.Handler):
+    """Sends every record to the VM's log file, in NSO's line format (the Rust side formats it).
+
+    Installed on the root logger, so ``logging`` calls of package code (and ``ncs.log.Log``)
+    land in the same file. The message includes a traceback when the record has one.
+    """
+
+    def __init__(self):
+        super().__init__(logging.NOTSET)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            _pyvmd.log(record.levelno, record.threadName or "", record.created, text)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def set_log_level(level):
+    """Sets the root logger's level (a ``logging`` number; above CRITICAL turns logging off)."""
+    logging.getLogger().setLevel(level)
+
+
+# ---------------------------------------------------------------------------------------------
+# Status: /python-vm/status/current
+
+
+class Context:
+    """Where an application runs: its package and component (None outside a VM component)."""
+
+    __slots__ = ("package", "component")
+
+    def __init__(self, package, component):
+        self.package = package
+        self.component = component
+
+    def __repr__(self):
+        return "Context(%r, %r)" % (self.package, self.component)
+
+
+_NOWHERE = Context(None, None)
+
+
+def current_context():
+    """The context of the calling thread: its component thread's, or one outside any."""
+    return getattr(threading.current_thread(), "ncs_context", None) or _NOWHERE
+
+
+def _set_current(ctx, name, running):
+    if _pyvmd is not None and ctx.package is not None:
+        _pyvmd.set_current(ctx.package, ctx.component, name, running)
+
+
+def _del_current(ctx, name):
+    if _pyvmd is not None and ctx.package is not None:
+        _pyvmd.del_current(ctx.package, ctx.component, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-application state and registrations
+
+
+class AppState:
+    """What the VM keeps about one Application instance."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.daemon = Daemon(ctx)
+        self.registrations = []  # registry keys, in registration order
+        self.funs = []  # (stop_fun, state) pairs
+        self.threads = []  # names added with add_running_thread
+
+
+class Daemon:
+    """Stands for NSO's data-provider daemon handed to callback classes as ``daemon``."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.name = "ncs-dp-%s-%s" % (ctx.package, ctx.component)
+
+    def __repr__(self):
+        return "<Daemon %s>" % self.name
+
+
+def app_state(app):
+    """The VM's state of ``app``, created on first use (so a subclass whose ``__init__`` skips
+    ``Application.__init__`` still works). Stored with ``object.__setattr__`` to bypass any
+    ``__setattr__`` override."""
+    state = app.__dict__.get("_ncs_state")
+    if state is None:
+        state = AppState(current_context())
+        object.__setattr__(app, "_ncs_state", state)
+    return state
+
+
+class Registration:
+    """One registered callback point: ``instance`` serves every callback of ``point``."""
+
+    __slots__ = ("kind", "point", "extra", "instance", "app", "entry")
+
+    def __init__(self, kind, point, extra, instance, app, entry):
+        self.kind = kind
+        self.point = point
+        self.extra = extra
+        self.instance = instance
+        self.app = app
+        self.entry = entry
+
+
+_registry_lock = threading.Lock()
+# (kind, point) + extra → Registration. kind is "service", "nano service", "action" or
+# "validation"; extra is (componenttype, state) for nano services.
+_registry = {}
+
+
+def lookup(kind, point, *extra):
+    """The registration of a point, or None."""
+    with _registry_lock:
+        return _registry.get((kind, point) + tuple(extra))
+
+
+def register(app, kind, point, cls, init_args, extra=()):
+    """Instantiates ``cls`` for ``point`` and registers it (see ``Application.register_*``)."""
+    state = app_state(app)
+    key = (kind, point) + tuple(extra)
+    with _registry_lock:
+        if key in _registry:
+            raise ValueError("%s (%s) is already registered" % (point, kind))
+    log = getattr(app, "log", None)
+    instance = cls(state.daemon, point, log, init_args)
+    entry = "%s (%s)" % (point, kind)
+    with _registry_lock:
+        if key in _registry:
+            raise ValueError("%s (%s) is already registered" % (point, kind))
+        _registry[key] = Registration(kind, point, tuple(extra), instance, app, entry)
+    state.registrations.append(key)
+    _set_current(state.ctx, entry, True)
+
+
+def _unregister_all(app):
+    state = app_state(app)
+    for key in state.registrations:
+        with _registry_lock:
+            reg = _registry.pop(key, None)
+            # Nano services share one entry between several registrations: the entry goes with
+            # the last of them.
+            shared = reg is not None and any(
+                r.entry == reg.entry and r.app is app for r in _registry.values()
+            )
+        if reg is not None and not shared:
+            _del_current(state.ctx, reg.entry)
+    state.registrations = []
+
+
+def register_fun(app, start_fun, stop_fun):
+    """See ``Application.register_fun``."""
+    state = app_state(app)
+    fun_state = types.SimpleNamespace(log=getattr(app, "log", None), app=app)
+    result = start_fun(fun_state)
+    state.funs.append((stop_fun, fun_state if result is None else result))
+
+
+def add_running_thread(app, name):
+    """See ``Application.add_running_thread``."""
+    state = app_state(app)
+    if name not in state.threads:
+        state.threads.append(name)
+    _set_current(state.ctx, name, True)
+
+
+def del_running_thread(app, name):
+    """See ``Application.del_running_thread``."""
+    state = app_state(app)
+    if name in state.threads:
+        state.threads.remove(name)
+    _del_current(state.ctx, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Component threads
+
+
+def _last_line(exc):
+    """The last line of the traceback of ``exc``: ``Type: message``."""
+    lines = traceback.format_exception_only(type(exc), exc)
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
+class ComponentThread(threading.Thread):
+    """Runs one application component, from import to teardown, in a thread of its own."""
+
+    def __init__(self, vm_name, package, component, module_name, class_name, display_name,
+                 deprecated):
+        # Daemon: a component that ignores its stop request must not keep the VM alive.
+        super().__init__(name="ComponentThread:" + component, daemon=True)
+        self.vm_name = vm_name
+        self.ncs_context = Context(package, component)
+        self.module_name = module_name
+        self.class_name = class_name
+        self.display_name = display_name
+        self.deprecated = deprecated
+        self.app = None
+        self.setup_done = threading.Event()
+        self.stop_requested = threading.Event()
+
+    def _status(self, started, error_info=None):
+        if _pyvmd is not None:
+            ctx = self.ncs_context
+            _pyvmd.component_status(ctx.package, ctx.component, self.display_name, started,
+                                    error_info)
+
+    def _report_failure(self, what, exc):
+        """Logs a failure and prints its traceback to stderr (the shared VM log file)."""
+        ctx = self.ncs_context
+        _log.error("%s %s (package %s, component %s): %s", what, self.display_name, ctx.package,
+                   ctx.component, _last_line(exc), exc_info=exc)
+        print("pyvmd vm %s: %s %s (package %s, component %s):"
+              % (self.vm_name, what, self.display_name, ctx.package, ctx.component),
+              file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+
+    def run(self):
+        ctx = self.ncs_context
+        _set_current(ctx, self.name, True)
+        try:
+            self._run()
+        finally:
+            # A failed component is reported finished before the VM may go on (and announce
+            # Ready), so the server's view is complete at Ready.
+            _set_current(ctx, self.name, False)
+            self.setup_done.set()
+
+    def _run(self):
+        if self.deprecated:
+            _log.warning("python-class-name %r has no module part: importing module %r "
+                         "(deprecated, use module.Class)", self.display_name, self.module_name)
+        try:
+            module = importlib.import_module(self.module_name)
+            cls = getattr(module, self.class_name)
+            app = cls()
+            if getattr(app, "log", None) is None:
+                from . import log as ncs_log
+
+                object.__setattr__(app, "log",
+                                   ncs_log.Log(logging.getLogger(type(app).__module__)))
+            app_state(app)
+        except BaseException as exc:  # noqa: BLE001  (any failure of package code is a status)
+            self._report_failure("Failed to load", exc)
+            self._status(False, _last_line(exc))
+            return
+        self.app = app
+        try:
+            app.setup()
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("setup() failed in", exc)
+            self._status(False, _last_line(exc))
+            self._teardown()
+            return
+        self._status(True)
+        self.setup_done.set()
+        self.stop_requested.wait()
+        self._teardown()
+
+    def _teardown(self):
+        app = self.app
+        try:
+            app.teardown()
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("teardown() failed in", exc)
+        state = app_state(app)
+        for stop_fun, fun_state in reversed(state.funs):
+            try:
+                stop_fun(fun_state)
+            except BaseException as exc:  # noqa: BLE001
+                self._report_failure("a stop function failed in", exc)
+        state.funs = []
+        _unregister_all(app)
+
+
+_components = []
+
+
+def boot(sys_path, site_dirs, level):
+    """Prepares the interpreter: logging to the VM log at ``level``, then the package paths.
+
+    ``sys_path`` entries go first on ``sys.path``, in order (package ``python/`` dirs). Each of
+    ``site_dirs`` (a virtualenv's site-packages, from ``python/use_venv``) is added with
+    ``site.addsitedir`` (which also processes its ``.pth`` files) and then moved before the
+    system site-packages, so the venv's versions win over system-wide ones, as when NSO runs the
+    venv's own interpreter, while the standard library still comes first.
+    """
+    root = logging.getLogger()
+    root.addHandler(VmLogHandler())
+    root.setLevel(level)
+    sys.path[0:0] = [p for p in sys_path if p not in sys.path]
+    for directory in site_dirs:
+        before = list(sys.path)
+        site.addsitedir(directory)
+        added = [p for p in sys.path if p not in before]
+        at = next((i for i, p in enumerate(before)
+                   if p not in sys_path
+                   and p.rstrip("/").endswith(("site-packages", "dist-packages"))),
+                  len(before))
+        sys.path[:] = before[:at] + added + before[at:]
+
+
+def start_components(vm_name, specs):
+    """Starts the components in order, each after the previous one's ``setup()`` finished.
+
+    ``specs`` are (package, component, module, class, display name, deprecated) tuples.
+    """
+    for package, component, module_name, class_name, display_name, deprecated in specs:
+        thread = ComponentThread(vm_name, package, component, module_name, class_name,
+                                 display_name, deprecated)
+        _components.append(thread)
+        thread.start()
+        thread.setup_done.wait()
+
+
+def stop_components(timeout):
+    """Tears the components down, last started first, waiting at most ``timeout`` s for each."""
+    for thread in reversed(_components):
+        if not thread.is_alive():
+            continue
+        thread.stop_requested.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            _log.warning("teardown of component %s did not finish within %s s; stopping anyway",
+                         thread.ncs_context.component, timeout)
+    flush_stdio()
+
+
+def flush_stdio():
+    """Flushes Python's stdout and stderr (the VM exits without finalising the interpreter)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001  (a closed or broken stream must not block the exit)
+            pass

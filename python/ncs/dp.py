@@ -1,0 +1,100 @@
+"""``ncs.dp``: data-provider callbacks, here the action and validation base classes.
+
+Instances are created by ``Application.register_action`` / ``register_validation``, one per
+registration, and then serve every callback of their point (concurrently, which is why assigning
+to ``self`` inside a callback is not thread safe).
+"""
+
+import functools
+import inspect
+import logging
+
+from . import log as _log
+
+__all__ = ["Action", "ValidationPoint"]
+
+
+def _positional_count(fn):
+    """The number of positional parameters of ``fn`` (``self`` included), or None with *args."""
+    spec = inspect.getfullargspec(fn)
+    if spec.varargs is not None:
+        return None
+    return len(spec.args)
+
+
+class _Callbacks:
+    """Shared construction of callback classes: ``cls(daemon, point, log=None, init_args=None)``."""
+
+    def __init__(self, daemon, point, log=None, init_args=None):
+        self.daemon = daemon
+        self.log = log if log is not None else _log.Log(logging.getLogger(type(self).__module__))
+        self._point_init(point)
+        self.init(init_args)
+
+    def _point_init(self, point):
+        raise NotImplementedError
+
+    def init(self, init_args):
+        """Custom initialisation: called with the ``init_args`` given at registration."""
+
+
+class Action(_Callbacks):
+    """Base class of action callbacks: decorate ``cb_action`` with :meth:`Action.action`.
+
+    ``Action(daemon, actionpoint, log=None, init_args=None)``; ``self.actionpoint`` names the
+    point.
+    """
+
+    def _point_init(self, point):
+        self.actionpoint = point
+
+    @staticmethod
+    def action(fn):
+        """Decorates ``cb_action(self, uinfo, name, kp, input, output, trans)``.
+
+        The older form without ``trans`` (six parameters with ``self``) is accepted too: the
+        decorator counts the parameters. The wrapper always takes ``trans``, so the dispatcher
+        calls every action the same way. Returning None or ``ncs.CONFD_OK`` sends ``output``;
+        ``ncs.CONFD_ERR`` or an exception is an error.
+        """
+        count = _positional_count(fn)
+        if count is None or count == 7:
+            takes_trans = True
+        elif count == 6:
+            takes_trans = False
+        else:
+            raise TypeError(
+                "@Action.action: %s must take (self, uinfo, name, kp, input, output[, trans]), "
+                "not %d arguments" % (fn.__qualname__, count)
+            )
+
+        @functools.wraps(fn)
+        def wrapper(self, uinfo, name, kp, input, output, trans=None):
+            if takes_trans:
+                return fn(self, uinfo, name, kp, input, output, trans)
+            return fn(self, uinfo, name, kp, input, output)
+
+        wrapper._ncs_callback = "action"
+        wrapper._ncs_takes_trans = takes_trans
+        return wrapper
+
+
+class ValidationPoint(_Callbacks):
+    """Base class of validation callbacks: decorate ``cb_validate`` with :meth:`validate`.
+
+    ``ValidationPoint(daemon, validationpoint, log=None, init_args=None)``.
+    """
+
+    def _point_init(self, point):
+        self.validationpoint = point
+
+    @staticmethod
+    def validate(fn):
+        """Decorates ``cb_validate(self, tctx, kp, newval, root)``."""
+
+        @functools.wraps(fn)
+        def wrapper(self, tctx, kp, newval, root):
+            return fn(self, tctx, kp, newval, root)
+
+        wrapper._ncs_callback = "validate"
+        return wrapper

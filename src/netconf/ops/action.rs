@@ -1,0 +1,199 @@
+//! Actions: YANG 1.1 `<action xmlns="urn:ietf:params:xml:ns:yang:1">` (RFC 7950 §7.15.2) and
+//! NSO's older `<action xmlns="http://tail-f.com/ns/netconf/actions/1.0"><data>…</data></action>`,
+//! whose reply wraps the output in `<data>` and the path to the action.
+
+use std::fmt::Write as _;
+
+use yang5::data::{DataFormat, DataNodeRef, DataOperation, DataParserFlags, DataTree};
+use yang5::schema::SchemaNodeKind;
+
+use super::{Call, OpOutcome, blocking};
+use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
+use crate::netconf::rpc::OpResult;
+use crate::netconf::xml::{self, Element, escape_text};
+use crate::runtime::{ActionCall, ActionError};
+
+/// The YANG 1.1 action namespace.
+pub const NS_YANG_ACTION: &str = "urn:ietf:params:xml:ns:yang:1";
+/// NSO's action namespace (announced as a capability).
+pub const NS_TAILF_ACTIONS: &str = "http://tail-f.com/ns/netconf/actions/1.0";
+
+/// How the reply is shaped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Output leaves directly in `<rpc-reply>`.
+    Yang11,
+    /// Output inside `<data>` and the path to the action node.
+    Tailf,
+}
+
+/// A node on the path from the top of the tree to an action.
+struct PathNode {
+    name: String,
+    namespace: String,
+    /// For a list entry: its keys as (name, value).
+    keys: Vec<(String, String)>,
+}
+
+/// The parsed request: where the action is, and what to call.
+struct Parsed {
+    call: ActionCall,
+    /// From the top down to the action's parent.
+    ancestors: Vec<PathNode>,
+    /// The action itself.
+    action: PathNode,
+}
+
+/// Runs an `<action>` in either form.
+pub async fn action(call: &Call<'_>) -> OpOutcome {
+    let op = call.operation;
+    let (form, holder) = if op.ns == NS_TAILF_ACTIONS {
+        let data = op
+            .child(NS_TAILF_ACTIONS, "data")
+            .ok_or_else(|| vec![RpcError::missing_element("data")])?;
+        (Form::Tailf, data)
+    } else {
+        (Form::Yang11, op)
+    };
+    let mut scope = call.rpc.ns_decls.clone();
+    scope.extend(op.ns_decls.iter().cloned());
+    scope.extend(holder.ns_decls.iter().cloned());
+    let mut targets = holder.elements();
+    let (Some(target), None) = (targets.next(), targets.next()) else {
+        return Err(vec![RpcError::new(
+            ErrorType::Protocol,
+            ErrorTag::MalformedMessage,
+            "an <action> must contain exactly one path to the action",
+        )]);
+    };
+    let text = xml::to_string(target, &scope);
+    let ctx = call.server.datastore.context();
+    let parsed = blocking(move || parse(ctx, &text)).await?;
+    let output = call
+        .server
+        .runtime
+        .action(&parsed.call)
+        .await
+        .map_err(|e| vec![action_error(&parsed, e)])?;
+    Ok(OpResult::Body(match form {
+        Form::Yang11 => output,
+        Form::Tailf => wrap_tailf(&parsed, &output),
+    }))
+}
+
+/// Parses the path-to-action XML with libyang, so the action and its input are checked
+/// against the schema.
+fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Vec<RpcError>> {
+    let tree = DataTree::parse_op_string(
+        ctx,
+        text,
+        DataFormat::XML,
+        DataParserFlags::STRICT,
+        DataOperation::RpcYang,
+    )
+    .map_err(|e| {
+        vec![RpcError::new(
+            ErrorType::Protocol,
+            ErrorTag::InvalidValue,
+            format!("not a valid action request: {e}"),
+        )]
+    })?;
+    let action = tree
+        .traverse()
+        .find(|n| n.schema().kind() == SchemaNodeKind::Action)
+        .ok_or_else(|| {
+            vec![RpcError::new(
+                ErrorType::Protocol,
+                ErrorTag::UnknownElement,
+                "the request names no action",
+            )]
+        })?;
+    let input = action
+        .children()
+        .filter_map(|c| {
+            c.value_canonical()
+                .map(|v| (c.schema().name().to_string(), v))
+        })
+        .collect();
+    let ancestors = action
+        .ancestors()
+        .collect::<Vec<DataNodeRef<'_>>>()
+        .into_iter()
+        .rev()
+        .map(|a| {
+            let keys = a
+                .list_keys()
+                .filter_map(|k| {
+                    k.value_canonical()
+                        .map(|v| (k.schema().name().to_string(), v))
+                })
+                .collect();
+            PathNode {
+                name: a.schema().name().to_string(),
+                namespace: a.schema().module().namespace().to_string(),
+                keys,
+            }
+        })
+        .collect();
+    Ok(Parsed {
+        call: ActionCall {
+            path: action.path(),
+            input,
+        },
+        ancestors,
+        action: PathNode {
+            name: action.schema().name().to_string(),
+            namespace: action.schema().module().namespace().to_string(),
+            keys: Vec::new(),
+        },
+    })
+}
+
+/// `<data>` + the path to the action + the output, as NSO's action form replies.
+fn wrap_tailf(parsed: &Parsed, output: &str) -> String {
+    let mut out = String::from("<data>");
+    for node in &parsed.ancestors {
+        let _ = write!(
+            out,
+            "<{} xmlns=\"{}\">",
+            node.name,
+            escape_text(&node.namespace)
+        );
+        for (key, value) in &node.keys {
+            let _ = write!(out, "<{key}>{}</{key}>", escape_text(value));
+        }
+    }
+    let action = &parsed.action;
+    let _ = write!(
+        out,
+        "<{0} xmlns=\"{1}\">{output}</{0}>",
+        action.name,
+        escape_text(&action.namespace)
+    );
+    for node in parsed.ancestors.iter().rev() {
+        let _ = write!(out, "</{}>", node.name);
+    }
+    out.push_str("</data>");
+    out
+}
+
+fn action_error(parsed: &Parsed, e: ActionError) -> RpcError {
+    match e {
+        ActionError::InvalidInput { leaf, message } => {
+            RpcError::new(ErrorType::Application, ErrorTag::InvalidValue, message)
+                .with_info(ErrorInfo::BadElement(leaf))
+        }
+        ActionError::MissingInput(leaf) => RpcError::new(
+            ErrorType::Protocol,
+            ErrorTag::MissingElement,
+            format!("the action {} needs the input {leaf}", parsed.call.path),
+        )
+        .with_info(ErrorInfo::BadElement(leaf)),
+        e @ ActionError::Unknown(_) => RpcError::not_supported(e.to_string()),
+    }
+}
+
+/// True for the operation elements this module handles.
+pub fn is_action(op: &Element) -> bool {
+    op.name == "action" && (op.ns == NS_YANG_ACTION || op.ns == NS_TAILF_ACTIONS)
+}

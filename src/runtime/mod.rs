@@ -1,0 +1,255 @@
+//! The Python VM runtime: the packages found in `--packages`, the VM processes that run them,
+//! and what NETCONF sees of both (`/python-vm/status`, `/ncs:packages`, the `start`, `stop` and
+//! `reload` actions). It follows the running datastore: a committed change of `/python-vm`
+//! reaches the VMs at once.
+
+mod config;
+pub mod packages;
+mod status;
+mod supervisor;
+
+pub use config::PythonVmConfig;
+pub use supervisor::{ComponentStatus, SupervisorOptions, VmSpec, VmStatus};
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use thiserror::Error;
+use tracing::info;
+
+use crate::datastore::Datastore;
+use crate::vm::protocol::{VmComponent, VmPackage};
+use packages::PackageSet;
+use supervisor::Supervisor;
+
+/// Why an action failed.
+#[derive(Debug, Error)]
+pub enum ActionError {
+    /// An input value names nothing this server knows.
+    #[error("{message}")]
+    InvalidInput {
+        /// The input leaf.
+        leaf: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A mandatory input leaf is missing.
+    #[error("missing input {0}")]
+    MissingInput(String),
+    /// No such action is implemented here.
+    #[error("the action {0} is not implemented by this server")]
+    Unknown(String),
+}
+
+/// One action invocation: the data path of the action node and its input leaves.
+#[derive(Debug, Clone)]
+pub struct ActionCall {
+    /// e.g. `/tailf-ncs:python-vm/stop`.
+    pub path: String,
+    /// Top-level input leaves: (name, value).
+    pub input: Vec<(String, String)>,
+}
+
+impl ActionCall {
+    fn input(&self, name: &str) -> Result<&str, ActionError> {
+        self.input
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ActionError::MissingInput(name.to_string()))
+    }
+}
+
+/// The runtime.
+pub struct Runtime {
+    supervisor: Arc<Supervisor>,
+    packages: Mutex<PackageSet>,
+    packages_dir: PathBuf,
+}
+
+const NS_NCS: &str = "http://tail-f.com/ns/ncs";
+
+impl Runtime {
+    /// Reads the packages, starts their VMs, and follows the running configuration.
+    pub fn start(
+        options: SupervisorOptions,
+        packages_dir: PathBuf,
+        datastore: &Datastore,
+    ) -> Arc<Runtime> {
+        let mut running = datastore.subscribe();
+        let config = PythonVmConfig::from_running(&running.borrow_and_update());
+        let packages = packages::discover(&packages_dir);
+        let specs = vm_specs(&packages);
+        info!(
+            packages = packages.packages.len(),
+            vms = specs.len(),
+            dir = %packages_dir.display(),
+            "packages loaded"
+        );
+        let supervisor = Supervisor::new(options, config);
+        supervisor.add_and_start(specs);
+        let runtime = Arc::new(Runtime {
+            supervisor: Arc::clone(&supervisor),
+            packages: Mutex::new(packages),
+            packages_dir,
+        });
+        tokio::spawn(async move {
+            while running.changed().await.is_ok() {
+                let config = PythonVmConfig::from_running(&running.borrow_and_update());
+                supervisor.apply_config(config);
+            }
+        });
+        runtime
+    }
+
+    /// The operational data the runtime owns, as XML documents.
+    pub fn operational_xml(&self) -> Vec<String> {
+        let packages = self
+            .packages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .operational_xml();
+        vec![status::status_xml(&self.supervisor.statuses()), packages]
+    }
+
+    /// Runs an action; returns the children of its output as XML.
+    pub async fn action(&self, call: &ActionCall) -> Result<String, ActionError> {
+        match call.path.as_str() {
+            "/tailf-ncs:python-vm/stop" => {
+                let vm = self.vm_named(call.input("name")?)?;
+                let result = if self.supervisor.stop(&vm).await {
+                    format!("VM {vm} stopped")
+                } else {
+                    format!("VM {vm} was not running")
+                };
+                Ok(result_xml(&result))
+            }
+            "/tailf-ncs:python-vm/start" => {
+                let vm = self.vm_named(call.input("name")?)?;
+                let result = if self.supervisor.start(&vm) {
+                    format!("VM {vm} started")
+                } else {
+                    format!("VM {vm} is already running")
+                };
+                Ok(result_xml(&result))
+            }
+            "/tailf-ncs:packages/reload" => {
+                let force = call.input.iter().any(|(name, _)| name == "force");
+                let fresh = packages::discover(&self.packages_dir);
+                self.supervisor.replace(vm_specs(&fresh), force).await;
+                let mut out = String::new();
+                for p in &fresh.packages {
+                    let info = p
+                        .error_info
+                        .clone()
+                        .unwrap_or_else(|| p.status.as_str().to_string());
+                    let _ = write!(
+                        out,
+                        "<reload-result xmlns=\"{NS_NCS}\"><package>{}</package><result>{}</result>\
+                         <info>{}</info></reload-result>",
+                        quick_xml::escape::escape(&p.name),
+                        p.status.is_up(),
+                        quick_xml::escape::escape(&info)
+                    );
+                }
+                info!(packages = fresh.packages.len(), force, "packages reloaded");
+                *self.packages.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                Ok(out)
+            }
+            other => Err(ActionError::Unknown(other.to_string())),
+        }
+    }
+
+    fn vm_named(&self, name: &str) -> Result<String, ActionError> {
+        self.supervisor
+            .resolve(name)
+            .ok_or_else(|| ActionError::InvalidInput {
+                leaf: "name".into(),
+                message: format!("no VM or package named \"{name}\""),
+            })
+    }
+
+    /// Stops every VM, running their teardown (server shutdown).
+    pub async fn shutdown(&self) {
+        self.supervisor.stop_all().await;
+    }
+
+    /// The directory packages are read from.
+    pub fn packages_dir(&self) -> &std::path::Path {
+        &self.packages_dir
+    }
+}
+
+fn result_xml(result: &str) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<result xmlns=\"{NS_NCS}\">{}</result>",
+        quick_xml::escape::escape(result)
+    );
+    out
+}
+
+/// One VM per vm-name among the packages that are up and have application components (a VM
+/// of library packages alone would run nothing).
+fn vm_specs(packages: &PackageSet) -> Vec<VmSpec> {
+    packages
+        .vm_groups()
+        .into_iter()
+        .filter(|group| group.has_applications())
+        .map(|group| VmSpec {
+            name: group.vm_name.clone(),
+            packages: group
+                .packages
+                .iter()
+                .map(|p| VmPackage {
+                    name: p.name.clone(),
+                    components: p
+                        .applications()
+                        .into_iter()
+                        .filter_map(|c| {
+                            c.application_class().map(|class_name| VmComponent {
+                                name: c.name.clone(),
+                                class_name: class_name.to_string(),
+                            })
+                        })
+                        .collect(),
+                })
+                .collect(),
+            sys_path: group.sys_path.clone(),
+            site_dirs: group.site_dirs.clone(),
+            fingerprint: fingerprint(group.packages.iter().map(|p| p.dir.as_path())),
+        })
+        .collect()
+}
+
+/// A hash of the names, sizes and modification times of every file below `dirs`.
+fn fingerprint<'a>(dirs: impl Iterator<Item = &'a std::path::Path>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut stack: Vec<PathBuf> = dirs.map(PathBuf::from).collect();
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                // Compiled bytecode changes whenever Python runs; it is not a change of code.
+                if path.file_name().is_some_and(|n| n != "__pycache__") {
+                    stack.push(path);
+                }
+            } else {
+                files.push((path, meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    files.sort();
+    files.hash(&mut hasher);
+    hasher.finish()
+}

@@ -1,0 +1,627 @@
+//! Starts, watches, restarts and stops the Python VM processes.
+//!
+//! Each VM is a `pyvmd vm` child process; its socket is fd 3, its stdout and stderr go to the
+//! shared log file, and it dies with us (`PR_SET_PDEATHSIG`). One task per VM runs the process
+//! and restarts it with back-off when it dies unexpectedly; a VM stopped on purpose (the `stop`
+//! action, shutdown) stays down until it is started again.
+
+use std::collections::BTreeMap;
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::config::PythonVmConfig;
+use crate::vm::protocol::{
+    ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, ToVm, VmPackage, VmStart,
+};
+
+/// What a VM runs: derived from the packages that share a vm-name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// The VM name.
+    pub name: String,
+    /// Its packages and their application components, in dependency order.
+    pub packages: Vec<VmPackage>,
+    /// `sys.path` additions.
+    pub sys_path: Vec<PathBuf>,
+    /// Virtualenv site-packages directories.
+    pub site_dirs: Vec<PathBuf>,
+    /// Changes when any file of the VM's packages changes, so that a package reload restarts
+    /// exactly the VMs whose code changed.
+    pub fingerprint: u64,
+}
+
+impl VmSpec {
+    /// The names of the VM's packages.
+    pub fn package_names(&self) -> Vec<String> {
+        self.packages.iter().map(|p| p.name.clone()).collect()
+    }
+}
+
+/// The outcome of starting one component, as `/python-vm/status/start` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentStatus {
+    /// The package.
+    pub package: String,
+    /// The component.
+    pub component: String,
+    /// The class.
+    pub class_name: String,
+    /// Started or failed.
+    pub state: ComponentState,
+    /// Why it failed.
+    pub error_info: Option<String>,
+}
+
+/// What the supervisor knows about one VM.
+#[derive(Debug, Clone, Default)]
+pub struct VmStatus {
+    /// One entry per component, once the VM reported it (or failed before it could).
+    pub components: Vec<ComponentStatus>,
+    /// `/python-vm/status/current` of this VM.
+    pub current: Vec<CurrentEntry>,
+    /// True while the process runs.
+    pub running: bool,
+}
+
+/// Settings of the supervisor.
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    /// The `pyvmd` executable to run as `pyvmd vm`.
+    pub exe: PathBuf,
+    /// Where the VM log files go.
+    pub log_dir: PathBuf,
+    /// How long a VM may take to start its components.
+    pub start_timeout: Duration,
+    /// How long a VM may take to tear down before it is killed.
+    pub stop_timeout: Duration,
+}
+
+struct VmEntry {
+    spec: VmSpec,
+    status: VmStatus,
+    /// Set while the process runs: where to send it messages.
+    commands: Option<mpsc::Sender<ToVm>>,
+    /// False once stopped on purpose: the task then does not restart it.
+    wanted: bool,
+    /// Set while a task runs this VM.
+    task_alive: bool,
+    /// Woken when the VM should come back early from its restart back-off, or stop.
+    wake: Arc<tokio::sync::Notify>,
+    /// Those waiting for the process to end (stop action, shutdown).
+    exit_waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Owns every VM.
+pub struct Supervisor {
+    options: SupervisorOptions,
+    vms: Mutex<BTreeMap<String, VmEntry>>,
+    config: Mutex<PythonVmConfig>,
+}
+
+/// Why a VM process ended.
+enum Exit {
+    /// It was asked to stop.
+    Stopped,
+    /// It died or failed to start.
+    Failed(String),
+}
+
+impl Supervisor {
+    /// A supervisor with no VMs.
+    pub fn new(options: SupervisorOptions, config: PythonVmConfig) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            options,
+            vms: Mutex::new(BTreeMap::new()),
+            config: Mutex::new(config),
+        })
+    }
+
+    fn vms(&self) -> MutexGuard<'_, BTreeMap<String, VmEntry>> {
+        self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn config(&self) -> PythonVmConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts a VM for each spec (replacing none: call once at start-up, or after `remove`).
+    pub fn add_and_start(self: &Arc<Self>, specs: Vec<VmSpec>) {
+        for spec in specs {
+            let name = spec.name.clone();
+            self.vms().insert(
+                name.clone(),
+                VmEntry {
+                    spec,
+                    status: VmStatus::default(),
+                    commands: None,
+                    wanted: true,
+                    task_alive: false,
+                    wake: Arc::new(tokio::sync::Notify::new()),
+                    exit_waiters: Vec::new(),
+                },
+            );
+            self.ensure_task(&name);
+        }
+    }
+
+    /// Makes `specs` the set of VMs: VMs that are gone or whose spec changed (or all, with
+    /// `force`) are stopped, running their teardown; new and changed ones are started.
+    pub async fn replace(self: &Arc<Self>, specs: Vec<VmSpec>, force: bool) {
+        let outdated: Vec<String> = {
+            let vms = self.vms();
+            vms.iter()
+                .filter(|(name, entry)| {
+                    force || !specs.iter().any(|s| &s.name == *name && *s == entry.spec)
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in &outdated {
+            self.stop(name).await;
+            self.vms().remove(name);
+        }
+        let fresh: Vec<VmSpec> = {
+            let vms = self.vms();
+            specs
+                .into_iter()
+                .filter(|s| !vms.contains_key(&s.name))
+                .collect()
+        };
+        self.add_and_start(fresh);
+    }
+
+    /// The VM names, sorted.
+    pub fn vm_names(&self) -> Vec<String> {
+        self.vms().keys().cloned().collect()
+    }
+
+    /// The VM that runs `name`, which is a VM name or the name of one of its packages.
+    pub fn resolve(&self, name: &str) -> Option<String> {
+        let vms = self.vms();
+        if vms.contains_key(name) {
+            return Some(name.to_string());
+        }
+        vms.iter()
+            .find(|(_, e)| e.spec.packages.iter().any(|p| p.name == name))
+            .map(|(vm, _)| vm.clone())
+    }
+
+    /// A snapshot of every VM's spec and status.
+    pub fn statuses(&self) -> Vec<(VmSpec, VmStatus)> {
+        self.vms()
+            .values()
+            .map(|e| (e.spec.clone(), e.status.clone()))
+            .collect()
+    }
+
+    /// Applies a new `/python-vm` configuration: log levels and the self-assign mode reach
+    /// running VMs at once. (A new log-file prefix applies when a VM next starts.)
+    pub fn apply_config(&self, config: PythonVmConfig) {
+        let old = std::mem::replace(
+            &mut *self.config.lock().unwrap_or_else(|p| p.into_inner()),
+            config.clone(),
+        );
+        for entry in self.vms().values() {
+            let Some(commands) = &entry.commands else {
+                continue;
+            };
+            let packages = entry.spec.package_names();
+            let level = config.level_for(&entry.spec.name, &packages);
+            if level != old.level_for(&entry.spec.name, &packages) {
+                let _ = commands.try_send(ToVm::SetLogLevel { level });
+            }
+            if config.self_assign != old.self_assign {
+                let _ = commands.try_send(ToVm::SetSelfAssign {
+                    mode: config.self_assign,
+                });
+            }
+        }
+    }
+
+    /// Starts a stopped VM. Returns false if it was already running.
+    pub fn start(self: &Arc<Self>, vm: &str) -> bool {
+        let already = {
+            let mut vms = self.vms();
+            let Some(entry) = vms.get_mut(vm) else {
+                return false;
+            };
+            let already = entry.wanted && entry.task_alive;
+            entry.wanted = true;
+            entry.wake.notify_one();
+            already
+        };
+        self.ensure_task(vm);
+        !already
+    }
+
+    /// Stops a VM: its components' `teardown()` runs, then the process ends (it is killed if
+    /// it takes longer than the stop timeout). Returns false if it was not running.
+    pub async fn stop(&self, vm: &str) -> bool {
+        let (done, was_running) = {
+            let mut vms = self.vms();
+            let Some(entry) = vms.get_mut(vm) else {
+                return false;
+            };
+            entry.wanted = false;
+            entry.wake.notify_one();
+            let was_running = entry.task_alive;
+            let (tx, rx) = oneshot::channel();
+            if was_running {
+                entry.exit_waiters.push(tx);
+            }
+            if let Some(commands) = &entry.commands {
+                let _ = commands.try_send(ToVm::Stop);
+            }
+            (rx, was_running)
+        };
+        if was_running {
+            let _ = done.await;
+        }
+        was_running
+    }
+
+    /// Stops every VM at once (server shutdown), each running its teardown.
+    pub async fn stop_all(self: &Arc<Self>) {
+        let mut stops = tokio::task::JoinSet::new();
+        for name in self.vm_names() {
+            let this = Arc::clone(self);
+            stops.spawn(async move { this.stop(&name).await });
+        }
+        while stops.join_next().await.is_some() {}
+    }
+
+    fn ensure_task(self: &Arc<Self>, vm: &str) {
+        {
+            let mut vms = self.vms();
+            let Some(entry) = vms.get_mut(vm) else {
+                return;
+            };
+            if entry.task_alive {
+                return;
+            }
+            entry.task_alive = true;
+        }
+        let this = Arc::clone(self);
+        let vm = vm.to_string();
+        tokio::spawn(async move { this.run_task(vm).await });
+    }
+
+    /// Runs a VM until it is stopped on purpose, restarting it with back-off when it fails.
+    async fn run_task(self: Arc<Self>, vm: String) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let exit = self.run_once(&vm).await;
+            let (wanted, wake) = {
+                let mut vms = self.vms();
+                let Some(entry) = vms.get_mut(&vm) else {
+                    return;
+                };
+                entry.commands = None;
+                entry.status.running = false;
+                entry.status.current.clear();
+                for waiter in entry.exit_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                if let Exit::Failed(reason) = &exit {
+                    mark_failed(&mut entry.status, &entry.spec, reason);
+                }
+                if !entry.wanted {
+                    entry.task_alive = false;
+                }
+                (entry.wanted, Arc::clone(&entry.wake))
+            };
+            if !wanted {
+                info!(vm, "VM stopped");
+                return;
+            }
+            match exit {
+                Exit::Stopped => backoff = Duration::from_secs(1),
+                Exit::Failed(reason) => {
+                    error!(vm, reason, retry_in = ?backoff, "VM failed; restarting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = wake.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            let mut vms = self.vms();
+            match vms.get_mut(&vm) {
+                Some(entry) if entry.wanted => {}
+                Some(entry) => {
+                    entry.task_alive = false;
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Runs the VM process once, until it exits.
+    async fn run_once(&self, vm: &str) -> Exit {
+        let config = self.config();
+        let Some(spec) = self.vms().get(vm).map(|e| e.spec.clone()) else {
+            return Exit::Stopped;
+        };
+        let start = VmStart {
+            protocol: PROTOCOL_VERSION,
+            vm_name: spec.name.clone(),
+            log_file: config.vm_log_file(&self.options.log_dir, vm),
+            log_level: config.level_for(vm, &spec.package_names()),
+            self_assign: config.self_assign,
+            sys_path: spec.sys_path.clone(),
+            site_dirs: spec.site_dirs.clone(),
+            packages: spec.packages.clone(),
+        };
+        let mut process = match VmProcess::spawn(
+            &self.options,
+            vm,
+            &config.shared_log_file(&self.options.log_dir),
+        ) {
+            Ok(p) => p,
+            Err(e) => return Exit::Failed(format!("cannot start the VM process: {e}")),
+        };
+        info!(vm, pid = process.child.id(), "VM process started");
+        {
+            let mut vms = self.vms();
+            if let Some(entry) = vms.get_mut(vm) {
+                entry.status = VmStatus {
+                    running: true,
+                    ..VmStatus::default()
+                };
+                entry.commands = Some(process.commands.clone());
+                if !entry.wanted {
+                    let _ = process.commands.try_send(ToVm::Stop);
+                }
+            }
+        }
+        let _ = process.commands.send(ToVm::Start(start)).await;
+        let wake = self.vms().get(vm).map(|e| Arc::clone(&e.wake));
+        let wake = wake.unwrap_or_default();
+        let start_deadline = tokio::time::Instant::now() + self.options.start_timeout;
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
+        let mut ready = false;
+        let mut stopping = false;
+        loop {
+            let message = tokio::select! {
+                m = process.messages.recv() => m,
+                status = process.child.wait() => {
+                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    return self.exited(vm, stopping, &status);
+                }
+                _ = wake.notified() => {
+                    // A stop was requested: teardown gets the stop timeout, then the process
+                    // is killed.
+                    let wanted = self.vms().get(vm).is_some_and(|e| e.wanted);
+                    if !wanted && stop_deadline.is_none() {
+                        stop_deadline = Some(tokio::time::Instant::now() + self.options.stop_timeout);
+                    }
+                    continue;
+                }
+                _ = sleep_until_opt(stop_deadline) => {
+                    warn!(vm, "VM did not stop in time; killing it");
+                    let _ = process.child.kill().await;
+                    return Exit::Stopped;
+                }
+                _ = tokio::time::sleep_until(start_deadline), if !ready && stop_deadline.is_none() => {
+                    let _ = process.child.kill().await;
+                    return Exit::Failed(format!(
+                        "the VM did not start within {} s",
+                        self.options.start_timeout.as_secs()
+                    ));
+                }
+            };
+            let Some(message) = message else {
+                // The socket closed: the process is ending. Collect its status, killing it
+                // if it lingers without its socket.
+                let status =
+                    match tokio::time::timeout(self.options.stop_timeout, process.child.wait())
+                        .await
+                    {
+                        Ok(Ok(s)) => s.to_string(),
+                        _ => {
+                            let _ = process.child.kill().await;
+                            "killed after closing its socket".into()
+                        }
+                    };
+                return self.exited(vm, stopping, &status);
+            };
+            let mut vms = self.vms();
+            let Some(entry) = vms.get_mut(vm) else {
+                continue;
+            };
+            match message {
+                FromVm::ComponentStatus {
+                    package,
+                    component,
+                    class_name,
+                    state,
+                    error_info,
+                } => {
+                    if state == ComponentState::Failed {
+                        warn!(vm, package, component, error = ?error_info, "component failed");
+                    }
+                    entry.status.components.push(ComponentStatus {
+                        package,
+                        component,
+                        class_name,
+                        state,
+                        error_info,
+                    });
+                }
+                FromVm::Ready => {
+                    ready = true;
+                    info!(vm, "VM started");
+                }
+                FromVm::Current { entries } => entry.status.current = entries,
+                FromVm::Stopped => stopping = true,
+                FromVm::Fatal { message } => {
+                    error!(vm, message, "VM cannot run");
+                    mark_failed(&mut entry.status, &entry.spec, &message);
+                }
+            }
+        }
+    }
+
+    fn exited(&self, vm: &str, stopping: bool, status: &str) -> Exit {
+        let wanted = self.vms().get(vm).is_some_and(|e| e.wanted);
+        if stopping || !wanted {
+            info!(vm, status, "VM process exited");
+            Exit::Stopped
+        } else {
+            Exit::Failed(format!("the VM process exited unexpectedly ({status})"))
+        }
+    }
+}
+
+/// Marks every component of a VM as failed (keeping what already failed for its own reason).
+fn mark_failed(status: &mut VmStatus, spec: &VmSpec, reason: &str) {
+    for package in &spec.packages {
+        for component in &package.components {
+            let existing = status
+                .components
+                .iter_mut()
+                .find(|c| c.package == package.name && c.component == component.name);
+            match existing {
+                Some(c) if c.state == ComponentState::Failed => {}
+                Some(c) => {
+                    c.state = ComponentState::Failed;
+                    c.error_info = Some(reason.to_string());
+                }
+                None => status.components.push(ComponentStatus {
+                    package: package.name.clone(),
+                    component: component.name.clone(),
+                    class_name: component.class_name.clone(),
+                    state: ComponentState::Failed,
+                    error_info: Some(reason.to_string()),
+                }),
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A running `pyvmd vm` process and its socket.
+struct VmProcess {
+    child: tokio::process::Child,
+    commands: mpsc::Sender<ToVm>,
+    messages: mpsc::Receiver<FromVm>,
+}
+
+impl VmProcess {
+    fn spawn(
+        options: &SupervisorOptions,
+        vm: &str,
+        shared_log: &std::path::Path,
+    ) -> std::io::Result<VmProcess> {
+        std::fs::create_dir_all(&options.log_dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(shared_log)?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let their_fd = theirs.as_raw_fd();
+        let mut command = tokio::process::Command::new(&options.exe);
+        command
+            .arg("vm")
+            .env("PYVMD_VM_FD", "3")
+            // Lets operators (and tests) tell VM processes apart.
+            .env("PYVMD_VM_NAME", vm)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, setpgid) between fork and
+        // exec.
+        unsafe {
+            command.pre_exec(move || {
+                if their_fd == 3 {
+                    // dup2 onto itself would keep close-on-exec set.
+                    let flags = libc::fcntl(3, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(their_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The VM must not outlive the server, even if the server is killed. The signal
+                // follows the thread that forked: VMs are spawned from the runtime's worker
+                // threads, which live as long as the server (never from spawn_blocking).
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // A process group of its own: a Ctrl-C in the server's terminal reaches the
+                // server only, which then stops the VMs with their teardown.
+                if libc::setpgid(0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        drop(theirs);
+        ours.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(ours)?;
+        let (mut reader, mut writer) = stream.into_split();
+        let (commands, mut outgoing) = mpsc::channel::<ToVm>(64);
+        let (incoming, messages) = mpsc::channel::<FromVm>(64);
+        tokio::spawn(async move {
+            while let Some(message) = outgoing.recv().await {
+                let Ok(body) = serde_json::to_vec(&message) else {
+                    continue;
+                };
+                let len = (body.len() as u32).to_be_bytes();
+                if writer.write_all(&len).await.is_err() || writer.write_all(&body).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 4];
+                if reader.read_exact(&mut len).await.is_err() {
+                    break;
+                }
+                let len = u32::from_be_bytes(len) as usize;
+                if len > MAX_MESSAGE {
+                    warn!(len, "oversized message from a VM; closing its socket");
+                    break;
+                }
+                let mut body = vec![0u8; len];
+                if reader.read_exact(&mut body).await.is_err() {
+                    break;
+                }
+                match serde_json::from_slice::<FromVm>(&body) {
+                    Ok(m) => {
+                        if incoming.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "unreadable message from a VM"),
+                }
+            }
+        });
+        Ok(VmProcess {
+            child,
+            commands,
+            messages,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! The native module `_pyvmd` and the VM state it reaches.
+//!
+//! Python code (`ncs._vm`, the embedded importer) calls these functions to write the log file,
+//! report component statuses and keep `/python-vm/status/current`. The state lives in a
+//! process-wide [`OnceLock`] because `#[pyfunction]`s have no other way to reach it; it is set
+//! once, before the interpreter starts, by [`install`].
+
+use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, OnceLock};
+
+use pyo3::prelude::*;
+
+use super::protocol::{
+    ComponentState, CurrentEntry, FromVm, SelfAssignMode, ThreadState, write_message,
+};
+use super::vmlog::VmLog;
+
+/// Everything the native functions share with the rest of the VM.
+pub struct VmState {
+    /// The VM name.
+    pub vm_name: String,
+    /// The VM's log file.
+    pub log: VmLog,
+    /// The writing half of the socket to the server; one message at a time.
+    writer: Mutex<UnixStream>,
+    /// `/python-vm/status/current`, in insertion order.
+    current: Mutex<Vec<CurrentEntry>>,
+    /// The self-assign check mode (used by the callback dispatch).
+    self_assign: Mutex<SelfAssignMode>,
+}
+
+static STATE: OnceLock<VmState> = OnceLock::new();
+
+/// Installs the VM state; later calls are ignored (there is one VM per process).
+pub fn install(vm_name: String, log: VmLog, writer: UnixStream, self_assign: SelfAssignMode) {
+    let _ = STATE.set(VmState {
+        vm_name,
+        log,
+        writer: Mutex::new(writer),
+        current: Mutex::new(Vec::new()),
+        self_assign: Mutex::new(self_assign),
+    });
+}
+
+/// The VM state, once installed.
+pub fn state() -> Option<&'static VmState> {
+    STATE.get()
+}
+
+impl VmState {
+    /// Sends a message to the server. A failure means the server is gone; the reader thread
+    /// sees the end of the stream and exits the process, so the error is dropped here.
+    pub fn send(&self, message: &FromVm) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write_message(&mut *writer, message);
+    }
+
+    /// Stores the self-assign mode.
+    pub fn set_self_assign(&self, mode: SelfAssignMode) {
+        *self.self_assign.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// The self-assign mode.
+    pub fn self_assign(&self) -> SelfAssignMode {
+        *self.self_assign.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Updates the current list with `change` and sends it if it changed. The list lock is held
+    /// while sending so that the server receives the lists in the order they were made.
+    fn update_current(&self, change: impl FnOnce(&mut Vec<CurrentEntry>) -> bool) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if change(&mut current) {
+            self.send(&FromVm::Current {
+                entries: current.clone(),
+            });
+        }
+    }
+
+    /// Adds or updates an entry of the current list.
+    pub fn set_current(&self, package: &str, component: &str, name: &str, state: ThreadState) {
+        self.update_current(|entries| {
+            match entries
+                .iter_mut()
+                .find(|e| e.package == package && e.component == component && e.class_name == name)
+            {
+                Some(entry) if entry.state == state => false,
+                Some(entry) => {
+                    entry.state = state;
+                    true
+                }
+                None => {
+                    entries.push(CurrentEntry {
+                        package: package.to_owned(),
+                        component: component.to_owned(),
+                        class_name: name.to_owned(),
+                        state,
+                    });
+                    true
+                }
+            }
+        });
+    }
+
+    /// Removes an entry of the current list.
+    pub fn del_current(&self, package: &str, component: &str, name: &str) {
+        self.update_current(|entries| {
+            let before = entries.len();
+            entries.retain(|e| {
+                !(e.package == package && e.component == component && e.class_name == name)
+            });
+            entries.len() != before
+        });
+    }
+}
+
+/// The state, or a Python `RuntimeError` when the module is used outside a VM.
+fn vm() -> PyResult<&'static VmState> {
+    state().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("not running in a pyvmd VM"))
+}
+
+/// The native half of the VM, imported by `ncs._vm` and the embedded importer.
+#[pymodule]
+pub mod _pyvmd {
+    use super::*;
+
+    /// Writes a log record (`created` is `LogRecord.created`) if the VM's level lets it through.
+    #[pyfunction]
+    fn log(py: Python<'_>, level: u32, thread: &str, created: f64, message: &str) -> PyResult<()> {
+        let vm = vm()?;
+        // File I/O without the GIL: other Python threads go on meanwhile.
+        py.detach(|| vm.log.write_at(level, created, thread, message));
+        Ok(())
+    }
+
+    /// The VM name.
+    #[pyfunction]
+    fn vm_name() -> PyResult<String> {
+        Ok(vm()?.vm_name.clone())
+    }
+
+    /// Reports the outcome of starting one component.
+    #[pyfunction]
+    #[pyo3(signature = (package, component, class_name, started, error_info=None))]
+    fn component_status(
+        py: Python<'_>,
+        package: String,
+        component: String,
+        class_name: String,
+        started: bool,
+        error_info: Option<String>,
+    ) -> PyResult<()> {
+        let vm = vm()?;
+        let message = FromVm::ComponentStatus {
+            package,
+            component,
+            class_name,
+            state: if started {
+                ComponentState::Started
+            } else {
+                ComponentState::Failed
+            },
+            error_info,
+        };
+        py.detach(|| vm.send(&message));
+        Ok(())
+    }
+
+    /// Adds or updates an entry of `/python-vm/status/current` (running or finished).
+    #[pyfunction]
+    fn set_current(
+        py: Python<'_>,
+        package: &str,
+        component: &str,
+        name: &str,
+        running: bool,
+    ) -> PyResult<()> {
+        let vm = vm()?;
+        let state = if running {
+            ThreadState::Running
+        } else {
+            ThreadState::Finished
+        };
+        py.detach(|| vm.set_current(package, component, name, state));
+        Ok(())
+    }
+
+    /// Removes an entry of `/python-vm/status/current`.
+    #[pyfunction]
+    fn del_current(py: Python<'_>, package: &str, component: &str, name: &str) -> PyResult<()> {
+        let vm = vm()?;
+        py.detach(|| vm.del_current(package, component, name));
+        Ok(())
+    }
+
+    /// The self-assign check mode: `"alarm"`, `"log"` or `"off"`.
+    #[pyfunction]
+    fn self_assign_mode() -> PyResult<&'static str> {
+        Ok(match vm()?.self_assign() {
+            SelfAssignMode::Alarm => "alarm",
+            SelfAssignMode::Log => "log",
+            SelfAssignMode::Off => "off",
+        })
+    }
+
+    /// The embedded Python API: `[(module, file name, source, is_package)]`.
+    #[pyfunction]
+    fn embedded_sources() -> Vec<(&'static str, &'static str, &'static str, bool)> {
+        super::super::interp::EMBEDDED_MODULES.to_vec()
+    }
+}

@@ -1,0 +1,273 @@
+//! The messages between the server and a Python VM process.
+//!
+//! Each message is a 4-byte big-endian length followed by that many bytes of JSON (as NSO does
+//! for its Python VMs). JSON keeps the protocol debuggable and versionable: `VmStart.protocol`
+//! carries [`PROTOCOL_VERSION`], and a VM refuses a parent that speaks another version.
+//! Requests that expect an answer will carry ids so that callbacks can run concurrently.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest message either side accepts (a guard against a corrupted stream).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// A Python log level, as `/python-vm/logging/level` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    /// `level-debug`
+    LevelDebug,
+    /// `level-info`
+    LevelInfo,
+    /// `level-warning`
+    LevelWarning,
+    /// `level-error`
+    LevelError,
+    /// `level-critical`
+    LevelCritical,
+    /// `level-off`: nothing is logged.
+    LevelOff,
+}
+
+impl LogLevel {
+    /// Parses the YANG enum value (`level-info`, ...).
+    pub fn parse(value: &str) -> Option<LogLevel> {
+        Some(match value {
+            "level-debug" => LogLevel::LevelDebug,
+            "level-info" => LogLevel::LevelInfo,
+            "level-warning" => LogLevel::LevelWarning,
+            "level-error" => LogLevel::LevelError,
+            "level-critical" => LogLevel::LevelCritical,
+            "level-off" => LogLevel::LevelOff,
+            _ => return None,
+        })
+    }
+
+    /// The Python `logging` level number (`level-off` is above CRITICAL).
+    pub fn python_level(self) -> u32 {
+        match self {
+            LogLevel::LevelDebug => 10,
+            LogLevel::LevelInfo => 20,
+            LogLevel::LevelWarning => 30,
+            LogLevel::LevelError => 40,
+            LogLevel::LevelCritical => 50,
+            LogLevel::LevelOff => 100,
+        }
+    }
+}
+
+/// `/python-vm/sanity-checks/self-assign-warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfAssignMode {
+    /// Raise an alarm and log.
+    Alarm,
+    /// Log a warning.
+    Log,
+    /// Do nothing.
+    Off,
+}
+
+/// One component a VM runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmComponent {
+    /// The component name from package-meta-data.xml.
+    pub name: String,
+    /// `module.Class` (or a bare class name, deprecated: then the module is the component name).
+    pub class_name: String,
+}
+
+/// One package a VM loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmPackage {
+    /// The package name.
+    pub name: String,
+    /// Its application components, started in this order.
+    pub components: Vec<VmComponent>,
+}
+
+/// Everything a VM needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStart {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The VM name (the node-id of `/python-vm/status`).
+    pub vm_name: String,
+    /// The VM's own log file (`<log-dir>/<prefix>-<vm>.log`).
+    pub log_file: PathBuf,
+    /// The effective log level of this VM.
+    pub log_level: LogLevel,
+    /// The self-assign check mode.
+    pub self_assign: SelfAssignMode,
+    /// Directories prepended to `sys.path`: each package's `python/`, then those of the
+    /// packages it requires, transitively.
+    pub sys_path: Vec<PathBuf>,
+    /// Site-packages directories of virtualenvs named by `python/use_venv`.
+    pub site_dirs: Vec<PathBuf>,
+    /// The packages, in dependency order.
+    pub packages: Vec<VmPackage>,
+}
+
+/// Messages from the server to a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ToVm {
+    /// The first message: load and start the components.
+    Start(VmStart),
+    /// The effective log level changed; applies at once.
+    SetLogLevel {
+        /// The new level.
+        level: LogLevel,
+    },
+    /// The self-assign check mode changed.
+    SetSelfAssign {
+        /// The new mode.
+        mode: SelfAssignMode,
+    },
+    /// Run every component's `teardown()`, answer [`FromVm::Stopped`], and exit.
+    Stop,
+}
+
+/// Whether a component started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentState {
+    /// `setup()` returned.
+    Started,
+    /// Import, construction or `setup()` raised.
+    Failed,
+}
+
+/// Whether an entry of `/python-vm/status/current` is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThreadState {
+    /// Running.
+    Running,
+    /// Finished.
+    Finished,
+}
+
+/// One entry of `/python-vm/status/current`: a component thread (`ComponentThread:<name>`), a
+/// registered callback (`"<point> (service)"`, `"<point> (action)"`), or a user thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentEntry {
+    /// The package.
+    pub package: String,
+    /// The component.
+    pub component: String,
+    /// The entry's name (the `class-names` key).
+    pub class_name: String,
+    /// Running or finished.
+    pub state: ThreadState,
+}
+
+/// Messages from a VM to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FromVm {
+    /// The outcome of starting one component (one message per component, in start order).
+    ComponentStatus {
+        /// The package.
+        package: String,
+        /// The component.
+        component: String,
+        /// The class it runs.
+        class_name: String,
+        /// Started or failed.
+        state: ComponentState,
+        /// Why it failed: the error (last line of the traceback for import errors).
+        error_info: Option<String>,
+    },
+    /// Every component was processed; the VM is up.
+    Ready,
+    /// The full current list of this VM, sent whenever it changes.
+    Current {
+        /// All entries.
+        entries: Vec<CurrentEntry>,
+    },
+    /// Teardown finished; the VM exits next.
+    Stopped,
+    /// The VM cannot run at all (e.g. no usable Python, wrong protocol version).
+    Fatal {
+        /// What went wrong, for logs and status.
+        message: String,
+    },
+}
+
+/// Writes one message.
+pub fn write_message<W: Write, M: Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {
+    let body = serde_json::to_vec(message)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"))?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// Reads one message; `Ok(None)` at a clean end of stream.
+pub fn read_message<R: Read, M: for<'de> Deserialize<'de>>(
+    input: &mut R,
+) -> std::io::Result<Option<M>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "message too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let start = ToVm::Start(VmStart {
+            protocol: PROTOCOL_VERSION,
+            vm_name: "vm".into(),
+            log_file: "/tmp/x.log".into(),
+            log_level: LogLevel::LevelInfo,
+            self_assign: SelfAssignMode::Alarm,
+            sys_path: vec!["/p/python".into()],
+            site_dirs: vec![],
+            packages: vec![VmPackage {
+                name: "p".into(),
+                components: vec![VmComponent {
+                    name: "main".into(),
+                    class_name: "m.App".into(),
+                }],
+            }],
+        });
+        let mut buf = Vec::new();
+        write_message(&mut buf, &start).unwrap();
+        write_message(&mut buf, &ToVm::Stop).unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_message::<_, ToVm>(&mut r).unwrap(), Some(start));
+        assert_eq!(read_message::<_, ToVm>(&mut r).unwrap(), Some(ToVm::Stop));
+        assert_eq!(read_message::<_, ToVm>(&mut r).unwrap(), None);
+        assert_eq!(LogLevel::parse("level-off"), Some(LogLevel::LevelOff));
+        let json = serde_json::to_string(&ToVm::SetLogLevel {
+            level: LogLevel::LevelDebug,
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"type":"set-log-level","level":"level-debug"}"#);
+    }
+}
