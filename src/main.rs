@@ -99,6 +99,12 @@ struct ServeArgs {
     /// Seconds a client has to send its hello.
     #[arg(long, default_value_t = 60)]
     hello_timeout: u64,
+    /// Seconds a Python VM may take to start its components before it is failed.
+    #[arg(long, default_value_t = 30)]
+    vm_start_timeout: u64,
+    /// Seconds between liveness checks of each Python VM; a VM that misses one is restarted.
+    #[arg(long, default_value_t = 10)]
+    vm_heartbeat: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +146,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         hello_timeout: Duration::from_secs(args.hello_timeout),
         packages_dir: args.packages,
         log_dir: args.log_dir,
+        vm_start_timeout: Duration::from_secs(args.vm_start_timeout),
+        vm_heartbeat: Duration::from_secs(args.vm_heartbeat.max(1)),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

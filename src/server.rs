@@ -42,6 +42,10 @@ pub struct ServeOptions {
     pub packages_dir: PathBuf,
     /// Where the VM log files go.
     pub log_dir: PathBuf,
+    /// How long a VM may take to start its components before it is failed.
+    pub vm_start_timeout: Duration,
+    /// How often each VM's liveness is checked.
+    pub vm_heartbeat: Duration,
 }
 
 /// Runs the server until a termination signal arrives.
@@ -67,8 +71,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         SupervisorOptions {
             exe: std::env::current_exe().context("finding the pyvmd executable")?,
             log_dir: options.log_dir.clone(),
-            start_timeout: Duration::from_secs(30),
+            start_timeout: options.vm_start_timeout,
             stop_timeout: Duration::from_secs(15),
+            heartbeat: options.vm_heartbeat,
         },
         options.packages_dir.clone(),
         &datastore,

@@ -81,6 +81,9 @@ pub struct SupervisorOptions {
     pub start_timeout: Duration,
     /// How long a VM may take to tear down before it is killed.
     pub stop_timeout: Duration,
+    /// How often a running VM is asked whether it is alive; one that does not answer within
+    /// this time is considered hung, killed and restarted.
+    pub heartbeat: Duration,
 }
 
 struct VmEntry {
@@ -392,8 +395,26 @@ impl Supervisor {
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let mut ready = false;
         let mut stopping = false;
+        let mut heartbeat = tokio::time::interval(self.options.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The id of the ping that is still unanswered, if any.
+        let mut pending_ping: Option<u64> = None;
+        let mut next_ping = 0u64;
         loop {
             let message = tokio::select! {
+                _ = heartbeat.tick(), if ready && stop_deadline.is_none() => {
+                    if pending_ping.is_some() {
+                        let _ = process.child.kill().await;
+                        return Exit::Failed(format!(
+                            "the VM stopped answering (no heartbeat within {} s); killed",
+                            self.options.heartbeat.as_secs()
+                        ));
+                    }
+                    next_ping += 1;
+                    pending_ping = Some(next_ping);
+                    let _ = process.commands.try_send(ToVm::Ping { id: next_ping });
+                    continue;
+                }
                 m = process.messages.recv() => m,
                 status = process.child.wait() => {
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
@@ -465,6 +486,11 @@ impl Supervisor {
                 }
                 FromVm::Current { entries } => entry.status.current = entries,
                 FromVm::Stopped => stopping = true,
+                FromVm::Pong { id } => {
+                    if pending_ping == Some(id) {
+                        pending_ping = None;
+                    }
+                }
                 FromVm::Fatal { message } => {
                     error!(vm, message, "VM cannot run");
                     mark_failed(&mut entry.status, &entry.spec, &message);

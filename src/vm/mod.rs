@@ -393,6 +393,11 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                 });
             }
             Ok(Some(ToVm::SetSelfAssign { mode })) => state.set_self_assign(mode),
+            Ok(Some(ToVm::Ping { id })) => {
+                // Answer only with the GIL in hand: what the server checks is that Python code
+                // can still run here.
+                Python::attach(|_| state.send(&FromVm::Pong { id }));
+            }
             Ok(Some(ToVm::Stop)) => {
                 // The main thread tears down and exits; an end of stream from here on must not
                 // cut the teardown short (PDEATHSIG still kills the VM if the server dies).

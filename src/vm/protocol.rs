@@ -131,6 +131,12 @@ pub enum ToVm {
     },
     /// Run every component's `teardown()`, answer [`FromVm::Stopped`], and exit.
     Stop,
+    /// A liveness check: the VM answers [`FromVm::Pong`] once it holds the GIL, so a VM whose
+    /// interpreter is stuck is found out.
+    Ping {
+        /// Echoed in the answer.
+        id: u64,
+    },
 }
 
 /// Whether a component started.
@@ -193,6 +199,11 @@ pub enum FromVm {
     },
     /// Teardown finished; the VM exits next.
     Stopped,
+    /// The answer to [`ToVm::Ping`].
+    Pong {
+        /// The ping's id.
+        id: u64,
+    },
     /// The VM cannot run at all (e.g. no usable Python, wrong protocol version).
     Fatal {
         /// What went wrong, for logs and status.

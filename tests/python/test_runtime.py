@@ -381,5 +381,60 @@ class TestLifecycle(RuntimeTestCase):
         type(self).m = self.server.connect()
 
 
+class TestTimeouts(RuntimeTestCase):
+    """A VM that starts too slowly is failed; one whose interpreter hangs is killed and restarted."""
+
+    server_args = ("--vm-start-timeout", "2", "--vm-heartbeat", "1")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = PyvmdServer(extra_args=cls.server_args, name=cls.__name__)
+        cls.write_packages(cls.server.packages_dir, cls.server.tmp)
+        cls.server.start()
+        cls.m = cls.server.connect()
+
+    @classmethod
+    def write_packages(cls, root, tmp):
+        package(root, "app-slow", [("main", "app_slow.Main")])
+        write(os.path.join(root, "app-slow/python/app_slow/__init__.py"), """
+            import time
+            from ncs.application import Application
+            class Main(Application):
+                def setup(self):
+                    time.sleep(30)
+            """)
+        cls.trigger = os.path.join(tmp, "hang-now")
+        package(root, "app-hang", [("main", "app_hang.Main")])
+        write(os.path.join(root, "app-hang/python/app_hang/__init__.py"), """
+            import ctypes, os, threading, time
+            from ncs.application import Application
+            TRIGGER = %r
+            def hang_when_triggered():
+                while not os.path.exists(TRIGGER):
+                    time.sleep(0.1)
+                os.unlink(TRIGGER)
+                # PyDLL keeps the GIL during the call: the interpreter is stuck.
+                ctypes.PyDLL(None).sleep(3600)
+            class Main(Application):
+                def setup(self):
+                    self.log.info("hang app up")
+                    threading.Thread(target=hang_when_triggered, daemon=True).start()
+            """ % cls.trigger)
+
+    def test_slow_start_is_failed(self):
+        status = self.wait_for("slow VM failed", lambda: self.start_status("app-slow"))
+        state, info = status[("app-slow", "main")]
+        self.assertEqual(state, "failed")
+        self.assertIn("did not start within 2 s", info)
+
+    def test_hung_vm_is_killed_and_restarted(self):
+        pids = self.wait_for("hang VM", lambda: "hang app up" in self.vm_log("app-hang") and
+                             vm_pids("app-hang"))
+        with open(self.trigger, "w"):
+            pass
+        self.wait_for("restart", lambda: vm_pids("app-hang") and vm_pids("app-hang") != pids)
+        self.assertIn("stopped answering", self.server.log_tail())
+
+
 if __name__ == "__main__":
     unittest.main()
