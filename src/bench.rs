@@ -213,6 +213,8 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
     figures.push(Figure::new("edit-config latency p50", pct(0.50), "ms"));
     figures.push(Figure::new("edit-config latency p99", pct(0.99), "ms"));
+    figures.extend(candidate_commits(&mut client, options.edits).await?);
+    figures.extend(concurrent_sessions(server.addr, 50, 20).await?);
 
     let mut entries = String::with_capacity(options.entries * 96);
     for i in 0..options.entries {
@@ -386,6 +388,142 @@ async fn vm_startup(yang_dir: &std::path::Path, count: usize) -> anyhow::Result<
             format!("RSS per idle VM ({} VMs)", pids.len()),
             total as f64 / 1024.0 / pids.len().max(1) as f64,
             "MiB",
+        ),
+    ])
+}
+
+/// Commit latency on the candidate: one-leaf edit of the candidate, then `commit`, timed.
+async fn candidate_commits(
+    client: &mut NetconfClient,
+    commits: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let levels = ["level-debug", "level-info", "level-warning", "level-error"];
+    let mut latencies = Vec::with_capacity(commits);
+    for i in 0..commits.max(1) {
+        let edit = format!(
+            "<edit-config><target><candidate/></target><config><python-vm xmlns=\"{NS_NCS}\">\
+             <logging><level>{}</level></logging></python-vm></config></edit-config>",
+            levels[i % levels.len()]
+        );
+        expect_ok_or_data(&client.rpc(&edit).await?)?;
+        let start = Instant::now();
+        expect_ok_or_data(&client.rpc("<commit/>").await?)?;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let pct =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    Ok(vec![
+        Figure::new("candidate commit latency p50", pct(0.50), "ms"),
+        Figure::new("candidate commit latency p99", pct(0.99), "ms"),
+    ])
+}
+
+/// `sessions` sessions at once, each making `rounds` edits of running (its own list entry);
+/// every fifth round a session also tries to save running to startup under the startup lock,
+/// so the sessions contend for that lock. The only error allowed is `lock-denied`; at the end
+/// running must hold every session's last edit.
+async fn concurrent_sessions(
+    addr: SocketAddr,
+    sessions: usize,
+    rounds: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(sessions);
+    for s in 0..sessions {
+        tasks.push(tokio::spawn(async move {
+            let mut client = connect_when_ready(addr).await?;
+            let mut latencies = Vec::with_capacity(rounds);
+            let mut denied = 0usize;
+            let levels = ["level-debug", "level-info", "level-warning", "level-error"];
+            for r in 0..rounds {
+                let edit = edit_config(&format!(
+                    "<python-vm xmlns=\"{NS_NCS}\"><logging><vm-levels><node-id>session-{s:03}\
+                     </node-id><level>{}</level></vm-levels></logging></python-vm>",
+                    levels[r % levels.len()]
+                ));
+                let t = Instant::now();
+                expect_ok_or_data(&client.rpc(&edit).await?)?;
+                latencies.push(t.elapsed());
+                if r % 5 == 4 {
+                    let reply = client
+                        .rpc("<lock><target><startup/></target></lock>")
+                        .await?;
+                    if reply.contains("<error-tag>lock-denied</error-tag>") {
+                        denied += 1;
+                        continue;
+                    }
+                    expect_ok_or_data(&reply)?;
+                    expect_ok_or_data(
+                        &client
+                            .rpc("<copy-config><target><startup/></target><source><running/></source></copy-config>")
+                            .await?,
+                    )?;
+                    expect_ok_or_data(
+                        &client
+                            .rpc("<unlock><target><startup/></target></unlock>")
+                            .await?,
+                    )?;
+                }
+            }
+            client.close().await?;
+            anyhow::Ok((latencies, denied))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut denied = 0;
+    for task in tasks {
+        let (l, d) = task.await??;
+        latencies.extend(l);
+        denied += d;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut client = connect_when_ready(addr).await?;
+    let reply = client
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await?;
+    let last = ["level-debug", "level-info", "level-warning", "level-error"][(rounds - 1) % 4];
+    for s in 0..sessions {
+        let entry = format!("<node-id>session-{s:03}</node-id><level>{last}</level>");
+        if !reply.contains(&entry) {
+            bail!("after the concurrent edits running lacks {entry}");
+        }
+    }
+    // Leave running as it was, for the figures that follow.
+    let removals: String = (0..sessions)
+        .map(|s| {
+            format!(
+                "<vm-levels nc:operation=\"remove\"><node-id>session-{s:03}</node-id></vm-levels>"
+            )
+        })
+        .collect();
+    expect_ok_or_data(
+        &client
+            .rpc(&edit_config(&format!(
+                "<python-vm xmlns=\"{NS_NCS}\" \
+                 xmlns:nc=\"urn:ietf:params:xml:ns:netconf:base:1.0\"><logging>{removals}</logging></python-vm>"
+            )))
+            .await?,
+    )?;
+    client.close().await?;
+    latencies.sort();
+    let pct =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    Ok(vec![
+        Figure::new(
+            format!("{sessions} concurrent sessions: edits/s (incl. connect)"),
+            latencies.len() as f64 / elapsed,
+            "1/s",
+        ),
+        Figure::new(
+            format!("{sessions} concurrent sessions: edit latency p99"),
+            pct(0.99),
+            "ms",
+        ),
+        Figure::new(
+            format!("{sessions} concurrent sessions: lock-denied (expected)"),
+            denied as f64,
+            "",
         ),
     ])
 }

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the NETCONF server (SSH, port 830 by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a server on a free loopback port and measure it.
     Bench(BenchArgs),
     /// A Python VM, started by `serve` with its socket as fd 3 (internal).
@@ -110,7 +110,7 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => run_serve(*args),
         Command::Vm => pyvmd::vm::run_vm(),
         Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -175,8 +175,7 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
             continue;
         }
         let lower = l.to_ascii_lowercase();
-        if lower.starts_with("warning") || lower.starts_with("error") || lower.contains("failed")
-        {
+        if lower.starts_with("warning") || lower.starts_with("error") || lower.contains("failed") {
             complaints.push(line.to_string());
         }
     }

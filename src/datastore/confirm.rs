@@ -16,6 +16,7 @@ use yang5::data::DataTree;
 use super::locks::SessionId;
 use super::store::Txn;
 use super::{Datastore, DatastoreError, DatastoreName};
+use super::{WithDefaults, persist, print};
 
 /// RFC 6241's default `confirm-timeout`, in seconds.
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(600);
@@ -95,8 +96,22 @@ impl Datastore {
         }
         let candidate = self.candidate_tree();
         let before = self.running();
-        if let Some(tree) = candidate {
-            self.commit_running(tree)?;
+        let starts_series = txn.confirmed.is_none() && request.confirmed.is_some();
+        if starts_series {
+            // On disk before running changes: a server that stops before the confirmation
+            // comes back with the configuration from before the confirmed commit.
+            persist::write_atomically(
+                &self.rollback_file,
+                print(&before, WithDefaults::Explicit)?.as_bytes(),
+            )?;
+        }
+        if let Some(tree) = candidate
+            && let Err(e) = self.commit_running(tree)
+        {
+            if starts_series {
+                self.forget_rollback_point();
+            }
+            return Err(e);
         }
         let timer = request.confirmed.as_ref().map(|confirm| {
             let rollback = txn.confirmed.take().map(|p| p.rollback).unwrap_or(before);
@@ -112,8 +127,8 @@ impl Datastore {
                 timeout: confirm.timeout,
             }
         });
-        if timer.is_none() {
-            txn.confirmed = None;
+        if timer.is_none() && txn.confirmed.take().is_some() {
+            self.forget_rollback_point();
         }
         self.reset_candidate(&mut txn);
         Ok(timer)
@@ -209,8 +224,21 @@ impl Datastore {
             txn.confirmed = Some(pending);
             return Err(e);
         }
+        self.forget_rollback_point();
         self.reset_candidate(txn);
         Ok(())
+    }
+
+    /// Removes the rollback point from disk once the confirmed commit is settled. Failing to
+    /// would roll back at the next start, so it is logged loudly.
+    fn forget_rollback_point(&self) {
+        let removed = match std::fs::remove_file(&self.rollback_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => persist::sync_dir(&self.rollback_file),
+        };
+        if let Err(e) = removed {
+            warn!(error = %e, file = %self.rollback_file.display(), "cannot remove the rollback point");
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! and print at leisure, so a reader never sees half a commit; writers are serialised by a
 //! commit lock, work on a copy, validate it, write it to disk, and only then swap the snapshot.
 //! All of this is CPU-bound libyang work, so callers run it on blocking threads.
+//!
+//! Beside running live the shared candidate and startup (`store`), the global locks (`locks`),
+//! the pending confirmed commit (`confirm`), the NMDA views (`nmda`) and the filters (`filter`,
+//! `xpath`). Every change of running, whatever operation causes it, goes through
+//! `commit_running`, which persists, swaps the snapshot and tells subscribers.
 
 mod confirm;
 mod edit;
@@ -111,6 +116,9 @@ pub struct Datastore {
     /// The startup configuration; `None` when it does not exist.
     startup: RwLock<Option<Arc<DataTree<'static>>>>,
     startup_file: PathBuf,
+    /// The running configuration from before a pending confirmed commit, kept on disk while the
+    /// commit is unconfirmed.
+    rollback_file: PathBuf,
     /// Global locks; changed only under `commit`.
     locks: Mutex<locks::LockTable>,
 }
@@ -130,15 +138,20 @@ fn config_validation_flags() -> DataValidationFlags {
 impl Datastore {
     /// Opens the datastores kept in `state_dir`. Like a device booting (RFC 6241 §8.7), the
     /// server starts from the startup configuration (`startup.xml`) when there is one; without
-    /// one, running continues from `running.xml`, the last committed configuration, or is empty.
+    /// one, running continues from `running.xml`, the last committed configuration, or is empty
+    /// — unless a confirmed commit was still unconfirmed when the server stopped: then running
+    /// is what it was before that commit (`confirmed-rollback.xml`), as if the commit had timed
+    /// out.
     pub fn open(ctx: &'static Context, state_dir: &Path) -> Result<Datastore, DatastoreError> {
         std::fs::create_dir_all(state_dir)?;
         let file = state_dir.join("running.xml");
         let startup_file = state_dir.join("startup.xml");
+        let rollback_file = state_dir.join("confirmed-rollback.xml");
         let startup = load_config_file(ctx, &startup_file)?;
-        let tree = match &startup {
-            Some(startup) => {
-                let tree = startup.duplicate().map_err(|_| raw::last_error(ctx))?;
+        let rollback = load_config_file(ctx, &rollback_file)?;
+        let tree = match startup.as_ref().or(rollback.as_ref()) {
+            Some(base) => {
+                let tree = base.duplicate().map_err(|_| raw::last_error(ctx))?;
                 // running.xml must tell the same story, or a crash before the next commit
                 // would bring back what the boot from startup replaced.
                 persist::write_atomically(&file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
@@ -146,6 +159,12 @@ impl Datastore {
             }
             None => load_config_file(ctx, &file)?.unwrap_or_else(|| DataTree::new(ctx)),
         };
+        // Settled by now: running.xml holds what the boot chose.
+        if let Err(e) = std::fs::remove_file(&rollback_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e.into());
+        }
         Ok(Datastore {
             ctx,
             running: watch::Sender::new(Arc::new(tree)),
@@ -154,6 +173,7 @@ impl Datastore {
             candidate: RwLock::new(None),
             startup: RwLock::new(startup.map(Arc::new)),
             startup_file,
+            rollback_file,
             locks: Mutex::new(locks::LockTable::default()),
         })
     }

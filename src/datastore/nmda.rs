@@ -136,7 +136,7 @@ impl Datastore {
 unsafe fn is_state(node: Node) -> bool {
     unsafe {
         let schema = (*node).schema;
-        !schema.is_null() && u32::from((*schema).flags as u16) & ffi::LYS_CONFIG_R != 0
+        !schema.is_null() && u32::from((*schema).flags) & ffi::LYS_CONFIG_R != 0
     }
 }
 

@@ -483,6 +483,26 @@ mod tests {
     }
 
     #[test]
+    fn unconfirmed_commit_is_rolled_back_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        level(&ds, DatastoreName::Running, 1, "level-debug").unwrap();
+        level(&ds, DatastoreName::Candidate, 1, "level-error").unwrap();
+        ds.commit(1, &confirmed(600, Some("p"))).unwrap();
+        drop(ds);
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        assert!(read(&ds, DatastoreName::Running).contains("level-debug"));
+        // A confirmed one stays.
+        level(&ds, DatastoreName::Candidate, 1, "level-error").unwrap();
+        ds.commit(1, &confirmed(600, None)).unwrap();
+        ds.commit(1, &CommitRequest::default()).unwrap();
+        drop(ds);
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        assert!(read(&ds, DatastoreName::Running).contains("level-error"));
+        assert!(!dir.path().join("confirmed-rollback.xml").exists());
+    }
+
+    #[test]
     fn startup_copy_delete_and_boot() {
         let dir = tempfile::tempdir().unwrap();
         let ds = Datastore::open(context(), dir.path()).unwrap();

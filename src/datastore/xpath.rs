@@ -72,12 +72,12 @@ fn tokenize(expr: &str) -> Result<Vec<Token<'_>>, String> {
             // `prefix:local` or `prefix:*`, but not the axis separator `::`.
             if after.starts_with(':') && !after.starts_with("::") {
                 let tail = &after[1..];
-                if tail.starts_with('*') {
+                if let Some(after_star) = tail.strip_prefix('*') {
                     out.push(Token::Name {
                         prefix: Some(first),
                         local: "*",
                     });
-                    rest = &tail[1..];
+                    rest = after_star;
                     continue;
                 }
                 if tail.chars().next().is_some_and(is_name_start) {

@@ -188,3 +188,57 @@ fn name_revision(out: &mut String, name: &str, revision: Option<&str>, empty_rev
         None => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use yang5::data::{DataFormat, DataParserFlags, DataTree, DataValidationFlags};
+
+    use super::*;
+    use crate::netconf::capabilities::MODULE_FEATURES;
+
+    fn library() -> (YangContext, Library) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
+        let yang = YangContext::load(&dir, MODULE_FEATURES).expect("yang/ loads");
+        let library = Library::new(&yang);
+        (yang, library)
+    }
+
+    #[test]
+    fn library_data_is_valid_against_ietf_yang_library() {
+        let (yang, library) = library();
+        // Both together: /yang-library is mandatory in the schema, so neither validates alone.
+        {
+            let xml = library.modules_state_xml() + &library.yang_library_xml();
+            DataTree::parse_string(
+                yang.context(),
+                &xml,
+                DataFormat::XML,
+                DataParserFlags::STRICT,
+                DataValidationFlags::PRESENT,
+            )
+            .unwrap_or_else(|e| panic!("{e}: {xml}"));
+        }
+        let state = library.modules_state_xml();
+        assert!(state.contains("<name>tailf-ncs</name>"));
+        assert!(state.contains("<conformance-type>import</conformance-type>"));
+        assert!(state.contains(&format!("<module-set-id>{}</module-set-id>", library.id)));
+    }
+
+    #[test]
+    fn id_is_stable_and_announced() {
+        let (_, a) = library();
+        let (_, b) = library();
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id.len(), 16);
+        let caps = a.capabilities();
+        assert_eq!(
+            caps,
+            [format!(
+                "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id={}",
+                a.id
+            )]
+        );
+    }
+}

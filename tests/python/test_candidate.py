@@ -181,6 +181,15 @@ class TestConfirmedCommit(DatastoreTestCase):
         self.assertOk(cancel_commit_rpc(self.m, persist_id="tok-2"))
         self.assertEqual(self.level("running"), "level-info")
 
+    def test_restart_during_confirmed_commit_rolls_back(self):
+        self.confirmed("level-debug", timeout=600, persist="across-restart")
+        self.server.restart()
+        m = self.connect()
+        self.assertEqual(self.level("running", m), "level-info",
+                         "an unconfirmed commit survived a restart")
+        self.assertRpcError(cancel_commit_rpc(m, persist_id="across-restart"),
+                            tag="operation-failed")
+
     def test_bad_confirm_timeout(self):
         self.assertOk(edit_ds(self.m, "candidate", level_edit("level-debug")))
         self.assertRpcError(commit_rpc(self.m, confirmed=True, timeout="soon"),

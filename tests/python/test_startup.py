@@ -83,6 +83,30 @@ class TestStartup(DatastoreTestCase):
         self.assertEqual(data.get("level"), "level-debug", data)
         self.assertNotIn("log-file-prefix", self.read("running"))
 
+    def copy_with_defaults(self, mode):
+        request = ('<copy-config xmlns="%s"><target><startup/></target><source><running/></source>'
+                   '<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">'
+                   '%s</with-defaults></copy-config>' % (NC_NS, mode))
+        return self.m.dispatch(to_ele(request))
+
+    def test_copy_with_defaults_trim(self):
+        # level-info is the default value: trim leaves it out of the copy.
+        self.assertOk(edit_ds(self.m, "running", pvm(logging_(
+            leaf_xml("level", "level-info") + leaf_xml("log-file-prefix", "mine")))))
+        self.assertOk(self.copy_with_defaults("trim"))
+        startup = self.read("startup")
+        self.assertEqual(startup, {"log-file-prefix": "mine"})
+        self.assertEqual(self.read("startup", with_defaults="explicit"), {"log-file-prefix": "mine"})
+
+    def test_copy_with_defaults_report_all_tagged_and_explicit(self):
+        self.assertOk(edit_ds(self.m, "running", level_edit("level-debug")))
+        for mode in ("report-all-tagged", "explicit"):
+            self.assertOk(self.copy_with_defaults(mode), mode)
+            self.assertEqual(self.level("startup"), "level-debug", mode)
+
+    def test_copy_with_bad_with_defaults(self):
+        self.assertRpcError(self.copy_with_defaults("sometimes"), tag="invalid-value")
+
     def test_delete_startup(self):
         self.assertOk(edit_ds(self.m, "running", level_edit("level-debug")))
         self.assertOk(self.copy("running", "startup"))

@@ -22,7 +22,10 @@ pub async fn get(call: &Call<'_>) -> OpOutcome {
     let defaults = parse_with_defaults(call.operation)?;
     let datastore = Arc::clone(&call.server.datastore);
     let mut operational = call.server.runtime.operational_xml();
-    operational.extend(super::monitoring::state_documents(call.server));
+    operational.extend(super::monitoring::state_documents(
+        call.server,
+        filter.as_ref(),
+    ));
     let data = blocking(move || {
         datastore
             .get(filter.as_ref(), defaults, &operational)

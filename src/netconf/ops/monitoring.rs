@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Call, OpOutcome};
-use crate::datastore::DatastoreName;
+use crate::datastore::{DatastoreName, Filter};
 use crate::netconf::NetconfServer;
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
+use crate::netconf::library::NS_YANG_LIBRARY;
 use crate::netconf::rpc::OpResult;
 use crate::netconf::sessions::Counters;
 use crate::netconf::xml::escape_text;
@@ -16,13 +17,27 @@ use crate::netconf::xml::escape_text;
 pub const NS_MONITORING: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
 
 /// The server's state documents (XML) for `get` and the operational datastore:
-/// `/netconf-state`, `/modules-state` and `/yang-library`.
-pub fn state_documents(server: &NetconfServer) -> Vec<String> {
-    vec![
-        netconf_state_xml(server),
-        server.library.modules_state_xml(),
-        server.library.yang_library_xml(),
-    ]
+/// `/netconf-state`, `/modules-state` and `/yang-library` — those that `filter` may select
+/// (a subtree filter names its top-level nodes; anything else may select any of them), so
+/// that a `get` of `/python-vm` does not build the monitoring data.
+pub fn state_documents(server: &NetconfServer, filter: Option<&Filter>) -> Vec<String> {
+    let wanted = |ns: &str, name: &str| match filter {
+        Some(Filter::Subtree(nodes)) => nodes
+            .iter()
+            .any(|n| n.name == name && n.ns.as_deref().is_none_or(|n| n == ns)),
+        _ => true,
+    };
+    let mut docs = Vec::new();
+    if wanted(NS_MONITORING, "netconf-state") {
+        docs.push(netconf_state_xml(server));
+    }
+    if wanted(NS_YANG_LIBRARY, "modules-state") {
+        docs.push(server.library.modules_state_xml());
+    }
+    if wanted(NS_YANG_LIBRARY, "yang-library") {
+        docs.push(server.library.yang_library_xml());
+    }
+    docs
 }
 
 /// `/netconf-state` (RFC 6022 §2).

@@ -119,7 +119,10 @@ pub async fn get_data(call: &Call<'_>) -> OpOutcome {
     };
     let operational = if datastore == NmdaDatastore::Operational {
         let mut docs = call.server.runtime.operational_xml();
-        docs.extend(super::monitoring::state_documents(call.server));
+        docs.extend(super::monitoring::state_documents(
+            call.server,
+            filter.as_ref(),
+        ));
         docs
     } else {
         Vec::new()
