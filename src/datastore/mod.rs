@@ -390,20 +390,12 @@ fn print_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netconf::capabilities::MODULE_FEATURES;
-    use crate::yang::YangContext;
 
     const NCS: &str = "http://tail-f.com/ns/ncs";
     const NC: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
 
     fn context() -> &'static Context {
-        static CTX: std::sync::OnceLock<&'static Context> = std::sync::OnceLock::new();
-        CTX.get_or_init(|| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
-            YangContext::load(&dir, MODULE_FEATURES)
-                .expect("the repository's YANG modules load")
-                .context()
-        })
+        crate::yang::test_context()
     }
 
     fn edit(ds: &Datastore, config: &str) -> Result<(), DatastoreError> {

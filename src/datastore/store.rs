@@ -325,26 +325,17 @@ impl Datastore {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use yang5::context::Context;
 
     use super::*;
     use crate::datastore::{CommitRequest, ConfirmRequest, EditOperation};
-    use crate::netconf::capabilities::MODULE_FEATURES;
-    use crate::yang::YangContext;
 
     const NCS: &str = "http://tail-f.com/ns/ncs";
 
     fn context() -> &'static Context {
-        static CTX: std::sync::OnceLock<&'static Context> = std::sync::OnceLock::new();
-        CTX.get_or_init(|| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
-            YangContext::load(&dir, MODULE_FEATURES)
-                .expect("the repository's YANG modules load")
-                .context()
-        })
+        crate::yang::test_context()
     }
 
     fn level(

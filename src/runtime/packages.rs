@@ -2063,26 +2063,11 @@ mod tests {
         assert!(set.operational_xml().contains("my package dir</directory>"));
     }
 
-    /// The repository's YANG context (loaded once per test binary).
-    fn yang_context() -> &'static yang5::context::Context {
-        use crate::netconf::capabilities::IETF_NETCONF_FEATURES;
-        use crate::yang::YangContext;
-        static CTX: std::sync::OnceLock<&'static yang5::context::Context> =
-            std::sync::OnceLock::new();
-        CTX.get_or_init(|| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
-            match YangContext::load(&dir, &[("ietf-netconf", IETF_NETCONF_FEATURES)]) {
-                Ok(ctx) => ctx.context(),
-                Err(e) => panic!("the repository's YANG modules do not load: {e}"),
-            }
-        })
-    }
-
     /// Parses and validates `xml` as operational data.
     fn validate(xml: &str) -> Result<(), String> {
         use yang5::data::{DataFormat, DataParserFlags, DataTree, DataValidationFlags};
         DataTree::parse_string(
-            yang_context(),
+            crate::yang::test_context(),
             xml,
             DataFormat::XML,
             DataParserFlags::STRICT,

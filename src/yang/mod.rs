@@ -11,3 +11,16 @@ pub mod context;
 pub use context::{
     ModuleInfo, SubmoduleInfo, YangContext, YangError, module_namespace, raw_context,
 };
+
+/// The repository's `yang/` modules with the server's features, loaded once for the unit tests
+/// of every layer.
+#[cfg(test)]
+pub fn test_context() -> &'static yang5::context::Context {
+    static CTX: std::sync::OnceLock<&'static yang5::context::Context> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("yang");
+        YangContext::load(&dir, crate::netconf::capabilities::MODULE_FEATURES)
+            .expect("the repository's YANG modules load")
+            .context()
+    })
+}
