@@ -136,12 +136,13 @@ fn config_validation_flags() -> DataValidationFlags {
 }
 
 impl Datastore {
-    /// Opens the datastores kept in `state_dir`. Like a device booting (RFC 6241 §8.7), the
-    /// server starts from the startup configuration (`startup.xml`) when there is one; without
-    /// one, running continues from `running.xml`, the last committed configuration, or is empty
-    /// — unless a confirmed commit was still unconfirmed when the server stopped: then running
-    /// is what it was before that commit (`confirmed-rollback.xml`), as if the commit had timed
-    /// out.
+    /// Opens the datastores kept in `state_dir`. Running continues from `running.xml`, the
+    /// last committed configuration, so that nothing acknowledged is ever lost by a restart or a
+    /// crash — unless a confirmed commit was still unconfirmed when the server stopped: then
+    /// running is what it was before that commit (`confirmed-rollback.xml`), as if the commit had
+    /// timed out. Only when there is no running configuration yet (a fresh or reset state
+    /// directory) does the server boot from startup (`startup.xml`), as a device does (RFC 6241
+    /// §8.7).
     pub fn open(ctx: &'static Context, state_dir: &Path) -> Result<Datastore, DatastoreError> {
         std::fs::create_dir_all(state_dir)?;
         let file = state_dir.join("running.xml");
@@ -149,16 +150,18 @@ impl Datastore {
         let rollback_file = state_dir.join("confirmed-rollback.xml");
         let startup = load_config_file(ctx, &startup_file)?;
         let rollback = load_config_file(ctx, &rollback_file)?;
-        let tree = match startup.as_ref().or(rollback.as_ref()) {
-            Some(base) => {
-                let tree = base.duplicate().map_err(|_| raw::last_error(ctx))?;
-                // running.xml must tell the same story, or a crash before the next commit
-                // would bring back what the boot from startup replaced.
-                persist::write_atomically(&file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
-                tree
-            }
-            None => load_config_file(ctx, &file)?.unwrap_or_else(|| DataTree::new(ctx)),
+        let running = match rollback {
+            Some(rollback) => Some(rollback),
+            None => load_config_file(ctx, &file)?,
         };
+        let tree = match (running, startup.as_ref()) {
+            (Some(tree), _) => tree,
+            (None, Some(startup)) => startup.duplicate().map_err(|_| raw::last_error(ctx))?,
+            (None, None) => DataTree::new(ctx),
+        };
+        // running.xml must tell the story the boot chose, or a crash before the next commit
+        // would bring back what a rollback or the boot from startup replaced.
+        persist::write_atomically(&file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
         // Settled by now: running.xml holds what the boot chose.
         if let Err(e) = std::fs::remove_file(&rollback_file)
             && e.kind() != std::io::ErrorKind::NotFound

@@ -518,7 +518,13 @@ mod tests {
             Err(DatastoreError::SameSourceAndTarget)
         ));
         drop(ds);
-        // Booting starts from startup.
+        // A restart keeps the last committed running; startup is kept beside it.
+        let ds = Datastore::open(context(), dir.path()).unwrap();
+        assert!(read(&ds, DatastoreName::Running).contains("level-error"));
+        assert!(read(&ds, DatastoreName::Startup).contains("level-debug"));
+        drop(ds);
+        // A state directory without running boots from startup.
+        std::fs::remove_file(dir.path().join("running.xml")).unwrap();
         let ds = Datastore::open(context(), dir.path()).unwrap();
         assert!(read(&ds, DatastoreName::Running).contains("level-debug"));
         ds.copy(
