@@ -174,11 +174,6 @@ impl Runtime {
     pub async fn shutdown(&self) {
         self.supervisor.stop_all().await;
     }
-
-    /// The directory packages are read from.
-    pub fn packages_dir(&self) -> &std::path::Path {
-        &self.packages_dir
-    }
 }
 
 fn result_xml(result: &str) -> String {
@@ -252,4 +247,38 @@ fn fingerprint<'a>(dirs: impl Iterator<Item = &'a std::path::Path>) -> u64 {
     files.sort();
     files.hash(&mut hasher);
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_packages_give_one_vm_per_vm_name_with_applications() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packages");
+        let specs = vm_specs(&packages::discover(&dir));
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        // common-lib is a library: its own VM would run nothing.
+        assert_eq!(names, ["hello-worker", "shared-vm"]);
+        let shared = &specs[1];
+        assert_eq!(shared.package_names(), ["shared-a", "shared-b"]);
+        assert!(
+            shared
+                .sys_path
+                .iter()
+                .any(|p| p.ends_with("common-lib/python"))
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_follows_file_changes_but_not_bytecode() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("python/__pycache__")).unwrap();
+        std::fs::write(dir.path().join("python/m.py"), "x = 1\n").unwrap();
+        let before = fingerprint(std::iter::once(dir.path()));
+        std::fs::write(dir.path().join("python/__pycache__/m.pyc"), "bytes").unwrap();
+        assert_eq!(fingerprint(std::iter::once(dir.path())), before);
+        std::fs::write(dir.path().join("python/m.py"), "x = 22\n").unwrap();
+        assert_ne!(fingerprint(std::iter::once(dir.path())), before);
+    }
 }

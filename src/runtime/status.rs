@@ -130,7 +130,6 @@ mod tests {
                 class_name: "ComponentThread:main".into(),
                 state: ThreadState::Running,
             }],
-            running: true,
         };
         let xml = status_xml(&[(spec, status)]);
         assert!(xml.contains("<node-id>vm&lt;1&gt;</node-id>"), "{xml}");

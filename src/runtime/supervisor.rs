@@ -66,8 +66,6 @@ pub struct VmStatus {
     pub components: Vec<ComponentStatus>,
     /// `/python-vm/status/current` of this VM.
     pub current: Vec<CurrentEntry>,
-    /// True while the process runs.
-    pub running: bool,
 }
 
 /// Settings of the supervisor.
@@ -310,7 +308,6 @@ impl Supervisor {
                     return;
                 };
                 entry.commands = None;
-                entry.status.running = false;
                 entry.status.current.clear();
                 for waiter in entry.exit_waiters.drain(..) {
                     let _ = waiter.send(());
@@ -378,10 +375,7 @@ impl Supervisor {
         {
             let mut vms = self.vms();
             if let Some(entry) = vms.get_mut(vm) {
-                entry.status = VmStatus {
-                    running: true,
-                    ..VmStatus::default()
-                };
+                entry.status = VmStatus::default();
                 entry.commands = Some(process.commands.clone());
                 if !entry.wanted {
                     let _ = process.commands.try_send(ToVm::Stop);
@@ -649,5 +643,65 @@ impl VmProcess {
             commands,
             messages,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::protocol::VmComponent;
+
+    #[test]
+    fn a_failed_vm_marks_its_components_failed_keeping_their_own_errors() {
+        let component = |name: &str| VmComponent {
+            name: name.into(),
+            class_name: format!("m.{name}"),
+        };
+        let spec = VmSpec {
+            name: "vm".into(),
+            packages: vec![VmPackage {
+                name: "p".into(),
+                components: vec![component("a"), component("b"), component("c")],
+            }],
+            sys_path: vec![],
+            site_dirs: vec![],
+            fingerprint: 0,
+        };
+        let reported = |name: &str, state, error: Option<&str>| ComponentStatus {
+            package: "p".into(),
+            component: name.into(),
+            class_name: format!("m.{name}"),
+            state,
+            error_info: error.map(String::from),
+        };
+        let mut status = VmStatus {
+            components: vec![
+                reported("a", ComponentState::Started, None),
+                reported("b", ComponentState::Failed, Some("ValueError: own")),
+            ],
+            current: vec![],
+        };
+        mark_failed(&mut status, &spec, "the VM process exited unexpectedly");
+        let info: Vec<_> = status
+            .components
+            .iter()
+            .map(|c| (c.component.as_str(), c.state, c.error_info.as_deref()))
+            .collect();
+        assert_eq!(
+            info,
+            [
+                (
+                    "a",
+                    ComponentState::Failed,
+                    Some("the VM process exited unexpectedly")
+                ),
+                ("b", ComponentState::Failed, Some("ValueError: own")),
+                (
+                    "c",
+                    ComponentState::Failed,
+                    Some("the VM process exited unexpectedly")
+                ),
+            ]
+        );
     }
 }
