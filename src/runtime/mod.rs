@@ -3,6 +3,7 @@
 //! `reload` actions). It follows the running datastore: a committed change of `/python-vm`
 //! reaches the VMs at once.
 
+mod alarms;
 mod config;
 pub mod packages;
 mod status;
@@ -20,6 +21,7 @@ use tracing::info;
 
 use crate::datastore::Datastore;
 use crate::vm::protocol::{VmComponent, VmPackage};
+use alarms::AlarmList;
 use packages::PackageSet;
 use supervisor::Supervisor;
 
@@ -64,6 +66,7 @@ impl ActionCall {
 /// The runtime.
 pub struct Runtime {
     supervisor: Arc<Supervisor>,
+    alarms: Arc<AlarmList>,
     packages: Mutex<PackageSet>,
     packages_dir: PathBuf,
 }
@@ -87,17 +90,22 @@ impl Runtime {
             dir = %packages_dir.display(),
             "packages loaded"
         );
-        let supervisor = Supervisor::new(options, config);
+        let alarms = Arc::new(AlarmList::default());
+        apply_alarm_filter(&alarms, &running.borrow());
+        report_package_status(&alarms, &packages);
+        let supervisor = Supervisor::new(options, config, Arc::clone(&alarms));
         supervisor.add_and_start(specs);
         let runtime = Arc::new(Runtime {
             supervisor: Arc::clone(&supervisor),
+            alarms: Arc::clone(&alarms),
             packages: Mutex::new(packages),
             packages_dir,
         });
         tokio::spawn(async move {
             while running.changed().await.is_ok() {
-                let config = PythonVmConfig::from_running(&running.borrow_and_update());
-                supervisor.apply_config(config);
+                let tree = running.borrow_and_update().clone();
+                apply_alarm_filter(&alarms, &tree);
+                supervisor.apply_config(PythonVmConfig::from_running(&tree));
             }
         });
         runtime
@@ -110,7 +118,11 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .operational_xml();
-        vec![status::status_xml(&self.supervisor.statuses()), packages]
+        vec![
+            status::status_xml(&self.supervisor.statuses()),
+            packages,
+            self.alarms.to_xml(),
+        ]
     }
 
     /// Runs an action; returns the children of its output as XML.
@@ -137,6 +149,7 @@ impl Runtime {
             "/tailf-ncs:packages/reload" => {
                 let force = call.input.iter().any(|(name, _)| name == "force");
                 let fresh = packages::discover(&self.packages_dir);
+                report_package_status(&self.alarms, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;
                 let mut out = String::new();
                 for p in &fresh.packages {
@@ -174,6 +187,38 @@ impl Runtime {
     pub async fn shutdown(&self) {
         self.supervisor.stop_all().await;
     }
+}
+
+/// Raises `package-load-failure` for every package that cannot load (bad metadata, missing or
+/// circular dependencies, ...), and clears it for the others whose VM starts. (A package in a
+/// VM is cleared once its components have started.)
+fn report_package_status(alarms: &AlarmList, packages: &PackageSet) {
+    for p in &packages.packages {
+        let key = supervisor::package_load_failure(&p.name);
+        if p.status.is_up() {
+            if p.applications().is_empty() {
+                alarms.clear(&key, "package loaded");
+            }
+        } else {
+            let text = match &p.error_info {
+                Some(info) => format!("{}: {info}", p.status.as_str()),
+                None => p.status.as_str().to_string(),
+            };
+            alarms.raise(key, alarms::Severity::Critical, &text);
+        }
+    }
+}
+
+/// Follows `/al:alarms/control/filter-level`.
+fn apply_alarm_filter(alarms: &AlarmList, running: &yang5::data::DataTree<'_>) {
+    use yang5::data::Data;
+    let level = running
+        .find_path("/tailf-ncs-alarms:alarms/control/filter-level")
+        .ok()
+        .and_then(|n| n.value_canonical())
+        .and_then(|v| alarms::Severity::parse(&v))
+        .unwrap_or(alarms::Severity::Cleared);
+    alarms.set_filter_level(level);
 }
 
 fn result_xml(result: &str) -> String {

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use super::alarms::{AlarmKey, AlarmList, ManagedObject, Severity};
 use super::config::PythonVmConfig;
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, ToVm, VmPackage, VmStart,
@@ -102,6 +103,8 @@ struct VmEntry {
 /// Owns every VM.
 pub struct Supervisor {
     options: SupervisorOptions,
+    /// Where package-load-failure alarms go.
+    alarms: Arc<AlarmList>,
     vms: Mutex<BTreeMap<String, VmEntry>>,
     config: Mutex<PythonVmConfig>,
 }
@@ -116,9 +119,14 @@ enum Exit {
 
 impl Supervisor {
     /// A supervisor with no VMs.
-    pub fn new(options: SupervisorOptions, config: PythonVmConfig) -> Arc<Supervisor> {
+    pub fn new(
+        options: SupervisorOptions,
+        config: PythonVmConfig,
+        alarms: Arc<AlarmList>,
+    ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             options,
+            alarms,
             vms: Mutex::new(BTreeMap::new()),
             config: Mutex::new(config),
         })
@@ -314,6 +322,13 @@ impl Supervisor {
                 }
                 if let Exit::Failed(reason) = &exit {
                     mark_failed(&mut entry.status, &entry.spec, reason);
+                    for package in &entry.spec.packages {
+                        self.alarms.raise(
+                            package_load_failure(&package.name),
+                            Severity::Critical,
+                            &format!("Python VM {vm}: {reason}"),
+                        );
+                    }
                 }
                 if !entry.wanted {
                     entry.task_alive = false;
@@ -465,6 +480,14 @@ impl Supervisor {
                 } => {
                     if state == ComponentState::Failed {
                         warn!(vm, package, component, error = ?error_info, "component failed");
+                        self.alarms.raise(
+                            package_load_failure(&package),
+                            Severity::Critical,
+                            &format!(
+                                "component {component} failed: {}",
+                                error_info.as_deref().unwrap_or("unknown error")
+                            ),
+                        );
                     }
                     entry.status.components.push(ComponentStatus {
                         package,
@@ -477,6 +500,16 @@ impl Supervisor {
                 FromVm::Ready => {
                     ready = true;
                     info!(vm, "VM started");
+                    // A package whose components all started has loaded (again).
+                    for package in &entry.spec.packages {
+                        let failed = entry.status.components.iter().any(|c| {
+                            c.package == package.name && c.state == ComponentState::Failed
+                        });
+                        if !failed {
+                            self.alarms
+                                .clear(&package_load_failure(&package.name), "package loaded");
+                        }
+                    }
                 }
                 FromVm::Current { entries } => entry.status.current = entries,
                 FromVm::Stopped => stopping = true,
@@ -501,6 +534,16 @@ impl Supervisor {
         } else {
             Exit::Failed(format!("the VM process exited unexpectedly ({status})"))
         }
+    }
+}
+
+/// The key of a package's `package-load-failure` alarm.
+pub fn package_load_failure(package: &str) -> AlarmKey {
+    AlarmKey {
+        device: "ncs".into(),
+        alarm_type: "package-load-failure",
+        managed_object: ManagedObject::package(package),
+        specific_problem: String::new(),
     }
 }
 

@@ -178,6 +178,19 @@ class RuntimeTestCase(unittest.TestCase):
         return {c.findtext("ncs:class-name", namespaces=NSMAP): c.findtext("ncs:status", namespaces=NSMAP)
                 for c in doc.iterfind(".//ncs:class-names", NSMAP)}
 
+    def alarms(self):
+        """{package name: (is-cleared, last-alarm-text)} of package-load-failure alarms."""
+        doc = self.get('<alarms xmlns="http://tail-f.com/ns/ncs-alarms"><alarm-list/></alarms>')
+        ns = {"al": "http://tail-f.com/ns/ncs-alarms"}
+        out = {}
+        for a in doc.iterfind(".//al:alarm", ns):
+            if a.findtext("al:type", namespaces=ns).split(":")[-1] != "package-load-failure":
+                continue
+            package = a.findtext("al:managed-object", namespaces=ns).split("'")[1]
+            out[package] = (a.findtext("al:is-cleared", namespaces=ns) == "true",
+                            a.findtext("al:last-alarm-text", namespaces=ns))
+        return out
+
     def action(self, name, vm, tailf=False):
         if tailf:
             xml = ('<action xmlns="http://tail-f.com/ns/netconf/actions/1.0"><data>'
@@ -266,6 +279,16 @@ class TestPackagesAndStatus(RuntimeTestCase):
         self.assertIsNotNone(missing)
         self.assertIsNotNone(missing.find("ncs:missing-dependency", NSMAP))
         self.assertEqual(self.start_status("app-needs-missing"), {})
+
+    def test_package_load_failure_alarms(self):
+        alarms = self.wait_for("alarms", lambda: "app-bad" in self.alarms() and self.alarms())
+        cleared, text = alarms["app-bad"]
+        self.assertFalse(cleared)
+        self.assertIn("bad setup", text)
+        cleared, text = alarms["app-needs-missing"]
+        self.assertFalse(cleared)
+        self.assertIn("missing-dependency", text)
+        self.assertNotIn("app-good", alarms)
 
     def test_shared_vm_is_one_process_with_required_paths(self):
         log = self.wait_for("shared log", lambda: "lib value 42" in self.vm_log("shared") and
@@ -361,6 +384,11 @@ class TestLifecycle(RuntimeTestCase):
         self.assertNotIn(pids[0], new)
         self.wait_for("running again",
                       lambda: self.current("app-good").get("ComponentThread:main") == "running")
+        # The crash raised package-load-failure; the restart cleared it.
+        cleared, text = self.wait_for("cleared alarm",
+                                      lambda: self.alarms().get("app-good", (False,))[0] and
+                                      self.alarms()["app-good"])
+        self.assertEqual(text, "package loaded")
 
     def test_zz_shutdown_runs_teardown_and_leaves_no_orphans(self):
         pids = self.wait_for("vm pid", lambda: vm_pids("app-good"))
