@@ -40,7 +40,7 @@ pub enum ActionError {
     #[error("missing input {0}")]
     MissingInput(String),
     /// No such action is implemented here.
-    #[error("the action {0} is not implemented by this server")]
+    #[error("the action {0} has no handler in this server")]
     Unknown(String),
 }
 
