@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::datastore::{datastore_name, source_param};
+use super::datastore::{datastore_param, source_param};
 use super::{Call, OpOutcome, blocking};
 use crate::datastore::WithDefaults;
 use crate::netconf::error::RpcError;
@@ -16,10 +16,7 @@ const NS_WITH_DEFAULTS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-de
 /// `with-defaults` of RFC 6243 §4.5.3.
 pub async fn copy_config(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
-    let target = op
-        .child(NS_BASE, "target")
-        .ok_or_else(|| vec![RpcError::missing_element("target")])?;
-    let target = datastore_name(target, "target")?;
+    let target = datastore_param(op, "target")?;
     let source = op
         .child(NS_BASE, "source")
         .ok_or_else(|| vec![RpcError::missing_element("source")])?;
@@ -46,11 +43,7 @@ pub async fn copy_config(call: &Call<'_>) -> OpOutcome {
 
 /// `delete-config` of startup.
 pub async fn delete_config(call: &Call<'_>) -> OpOutcome {
-    let target = call
-        .operation
-        .child(NS_BASE, "target")
-        .ok_or_else(|| vec![RpcError::missing_element("target")])?;
-    let target = datastore_name(target, "target")?;
+    let target = datastore_param(call.operation, "target")?;
     let datastore = Arc::clone(&call.server.datastore);
     let session = call.session.id;
     blocking(move || {

@@ -37,11 +37,7 @@ pub async fn get(call: &Call<'_>) -> OpOutcome {
 
 /// `get-config`: the configuration of a datastore.
 pub async fn get_config(call: &Call<'_>) -> OpOutcome {
-    let source = call
-        .operation
-        .child(NS_BASE, "source")
-        .ok_or_else(|| vec![RpcError::missing_element("source")])?;
-    let source = datastore_name(source, "source")?;
+    let source = datastore_param(call.operation, "source")?;
     let filter = parse_filter(call, call.operation)?;
     let defaults = parse_with_defaults(call.operation)?;
     let datastore = Arc::clone(&call.server.datastore);
@@ -66,10 +62,7 @@ pub(super) fn data_reply(data: String) -> OpResult {
 /// `edit-config` on running or the candidate.
 pub async fn edit_config(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
-    let target = op
-        .child(NS_BASE, "target")
-        .ok_or_else(|| vec![RpcError::missing_element("target")])?;
-    let target = datastore_name(target, "target")?;
+    let target = datastore_param(op, "target")?;
     if target == DatastoreName::Startup {
         return Err(vec![
             RpcError::new(
@@ -163,8 +156,17 @@ pub(super) fn source_param(
     }
 }
 
+/// Reads the mandatory `<source>`/`<target>` parameter `what` of an operation, which must
+/// name a datastore this server has.
+pub(super) fn datastore_param(op: &Element, what: &str) -> Result<DatastoreName, Vec<RpcError>> {
+    let param = op
+        .child(NS_BASE, what)
+        .ok_or_else(|| vec![RpcError::missing_element(what)])?;
+    datastore_name(param, what)
+}
+
 /// Reads a `<source>`/`<target>` parameter that names a datastore this server has.
-pub(super) fn datastore_name(param: &Element, what: &str) -> Result<DatastoreName, Vec<RpcError>> {
+fn datastore_name(param: &Element, what: &str) -> Result<DatastoreName, Vec<RpcError>> {
     let mut names = param.elements();
     match (names.next(), names.next()) {
         (Some(e), None) if e.ns == NS_BASE || e.ns.is_empty() => {

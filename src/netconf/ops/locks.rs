@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use super::datastore::datastore_name;
+use super::datastore::datastore_param;
 use super::{Call, OpOutcome, blocking};
 use crate::netconf::error::RpcError;
 use crate::netconf::rpc::OpResult;
-use crate::netconf::xml::NS_BASE;
 
 /// `lock`: the datastore's global lock for this session.
 pub async fn lock(call: &Call<'_>) -> OpOutcome {
@@ -19,11 +18,7 @@ pub async fn unlock(call: &Call<'_>) -> OpOutcome {
 }
 
 async fn change(call: &Call<'_>, lock: bool) -> OpOutcome {
-    let target = call
-        .operation
-        .child(NS_BASE, "target")
-        .ok_or_else(|| vec![RpcError::missing_element("target")])?;
-    let target = datastore_name(target, "target")?;
+    let target = datastore_param(call.operation, "target")?;
     let datastore = Arc::clone(&call.server.datastore);
     let session = call.session.id;
     blocking(move || {
