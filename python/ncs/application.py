@@ -12,7 +12,7 @@ import logging
 
 from . import _vm
 from . import log as _log
-from .dp import Action, ValidationPoint  # noqa: F401  (NSO code imports them from here too)
+from .dp import Action, ValidationPoint, _Callbacks  # noqa: F401  (NSO code imports them from here too)
 
 __all__ = ["Application", "Service", "NanoService", "Action", "ValidationPoint"]
 
@@ -87,7 +87,7 @@ def _callback(kind, fn):
     return wrapper
 
 
-class Service:
+class Service(_Callbacks):
     """Base class of service callbacks.
 
     ``Service(daemon, servicepoint, log=None, init_args=None)``; decorate the callbacks:
@@ -98,14 +98,7 @@ class Service:
       ``cb_pre_modification(self, tctx, op, kp, root, proplist)`` (likewise ``post``).
     """
 
-    def __init__(self, daemon, servicepoint, log=None, init_args=None):
-        self.daemon = daemon
-        self.servicepoint = servicepoint
-        self.log = log if log is not None else _log.Log(logging.getLogger(type(self).__module__))
-        self.init(init_args)
-
-    def init(self, init_args):
-        """Custom initialisation: called with the ``init_args`` given at registration."""
+    _point_attribute = "servicepoint"
 
     @staticmethod
     def create(fn):
@@ -123,7 +116,7 @@ class Service:
         return _callback("post_modification", fn)
 
 
-class NanoService:
+class NanoService(_Callbacks):
     """Base class of nano service callbacks.
 
     ``NanoService(daemon, servicepoint, log=None, init_args=None)``; decorate
@@ -131,14 +124,7 @@ class NanoService:
     proplist, component_proplist)`` with :meth:`create` / :meth:`delete`.
     """
 
-    def __init__(self, daemon, servicepoint, log=None, init_args=None):
-        self.daemon = daemon
-        self.servicepoint = servicepoint
-        self.log = log if log is not None else _log.Log(logging.getLogger(type(self).__module__))
-        self.init(init_args)
-
-    def init(self, init_args):
-        """Custom initialisation: called with the ``init_args`` given at registration."""
+    _point_attribute = "servicepoint"
 
     @staticmethod
     def create(fn):

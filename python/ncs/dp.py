@@ -23,16 +23,19 @@ def _positional_count(fn):
 
 
 class _Callbacks:
-    """Shared construction of callback classes: ``cls(daemon, point, log=None, init_args=None)``."""
+    """Shared construction of callback classes: ``cls(daemon, point, log=None, init_args=None)``.
+
+    The point is stored under the attribute NSO gives it for each kind (``servicepoint``,
+    ``actionpoint``, ...), named by ``_point_attribute``.
+    """
+
+    _point_attribute = "point"
 
     def __init__(self, daemon, point, log=None, init_args=None):
         self.daemon = daemon
+        setattr(self, self._point_attribute, point)
         self.log = log if log is not None else _log.Log(logging.getLogger(type(self).__module__))
-        self._point_init(point)
         self.init(init_args)
-
-    def _point_init(self, point):
-        raise NotImplementedError
 
     def init(self, init_args):
         """Custom initialisation: called with the ``init_args`` given at registration."""
@@ -45,8 +48,7 @@ class Action(_Callbacks):
     point.
     """
 
-    def _point_init(self, point):
-        self.actionpoint = point
+    _point_attribute = "actionpoint"
 
     @staticmethod
     def action(fn):
@@ -85,8 +87,7 @@ class ValidationPoint(_Callbacks):
     ``ValidationPoint(daemon, validationpoint, log=None, init_args=None)``.
     """
 
-    def _point_init(self, point):
-        self.validationpoint = point
+    _point_attribute = "validationpoint"
 
     @staticmethod
     def validate(fn):
