@@ -104,6 +104,17 @@ pub enum DatastoreError {
     /// The configuration could not be written to disk; it was not committed.
     #[error("cannot save the configuration: {0}")]
     Persist(#[from] std::io::Error),
+    /// A keypath (of the Python API) that does not name a node of the schema.
+    #[error("bad path {path}: {reason}")]
+    BadPath {
+        /// The keypath.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A write through a read-only transaction, or to state data.
+    #[error("{0}")]
+    NotWritable(String),
     /// A failure inside the server that a client cannot cause.
     #[error("internal error: {0}")]
     Internal(String),

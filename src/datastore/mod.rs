@@ -14,11 +14,13 @@ mod confirm;
 mod edit;
 mod error;
 mod filter;
+pub mod keypath;
 mod locks;
 mod nmda;
 mod persist;
 mod raw;
 mod store;
+mod transaction;
 mod xpath;
 
 pub use confirm::{
@@ -30,6 +32,7 @@ pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use store::{DatastoreName, Source};
+pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;
 
 use std::path::{Path, PathBuf};

@@ -297,7 +297,7 @@ impl Datastore {
     }
 
     /// Stores a validated tree as the new content of `target`.
-    fn store(
+    pub(super) fn store(
         &self,
         txn: &mut Txn,
         target: DatastoreName,

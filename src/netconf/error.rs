@@ -316,7 +316,12 @@ impl RpcError {
                 RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue, e.to_string())
                     .with_info(ErrorInfo::BadElement("target".into())),
             ],
-            D::NotSupported(_) => vec![RpcError::not_supported(e.to_string())],
+            D::NotSupported(_) | D::NotWritable(_) => vec![RpcError::not_supported(e.to_string())],
+            D::BadPath { .. } => vec![RpcError::new(
+                ErrorType::Application,
+                ErrorTag::InvalidValue,
+                e.to_string(),
+            )],
             D::BadXPath(_) => vec![
                 RpcError::new(ErrorType::Protocol, ErrorTag::InvalidValue, e.to_string())
                     .with_info(ErrorInfo::BadAttribute("select".into()))
