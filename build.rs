@@ -4,7 +4,7 @@
 //!    at run time (this machine has pyenv's and Debian's). `add_libpython_rpath_link_args`
 //!    records the library directory of the interpreter chosen by `PYO3_PYTHON` (pinned in
 //!    `.cargo/config.toml`).
-//! 2. Every `python/ncs/**/*.py` file is embedded with `include_str!` into a generated table
+//! 2. Every `python/ncs/**/*.py` and `python/_ncs/**/*.py` file is embedded with `include_str!` into a generated table
 //!    (`$OUT_DIR/embedded_python.rs`), which the VM's in-memory importer serves. Generating the
 //!    table means a new module of the API needs no Rust edit to ship.
 //! 3. `PYVMD_PYTHON_EXECUTABLE` and `PYVMD_PYTHON_VERSION` name the interpreter pyo3 was
@@ -29,6 +29,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", python.display());
     let mut files = Vec::new();
     collect(&python.join("ncs"), &mut files);
+    collect(&python.join("_ncs"), &mut files);
     files.sort();
 
     let mut table = String::from(

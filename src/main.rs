@@ -105,6 +105,9 @@ struct ServeArgs {
     /// Seconds between liveness checks of each Python VM; a VM that misses one is restarted.
     #[arg(long, default_value_t = 10)]
     vm_heartbeat: u64,
+    /// Seconds a package's upgrade components may run before the upgrade is failed.
+    #[arg(long, default_value_t = 300)]
+    vm_upgrade_timeout: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -148,6 +151,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         log_dir: args.log_dir,
         vm_start_timeout: Duration::from_secs(args.vm_start_timeout),
         vm_heartbeat: Duration::from_secs(args.vm_heartbeat.max(1)),
+        vm_upgrade_timeout: Duration::from_secs(args.vm_upgrade_timeout.max(1)),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub vm_start_timeout: Duration,
     /// How often each VM's liveness is checked.
     pub vm_heartbeat: Duration,
+    /// How long a package's upgrade components may run.
+    pub vm_upgrade_timeout: Duration,
 }
 
 /// Runs the server until a termination signal arrives.
@@ -74,10 +76,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             start_timeout: options.vm_start_timeout,
             stop_timeout: Duration::from_secs(15),
             heartbeat: options.vm_heartbeat,
+            upgrade_timeout: options.vm_upgrade_timeout,
         },
         options.packages_dir.clone(),
-        &datastore,
-    );
+        &options.state_dir,
+        Arc::clone(&datastore),
+    )
+    .await;
     let netconf = Arc::new(NetconfServer {
         datastore,
         runtime: Arc::clone(&runtime),

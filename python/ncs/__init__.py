@@ -28,10 +28,17 @@ OPERATIONAL = 4
 PRE_COMMIT_RUNNING = 6
 INTENDED = 7
 
+# Transaction modes (ncs.maapi.Maapi.start_trans's `rw`).
+READ = 1
+READ_WRITE = 2
+
 from . import log  # noqa: E402  (the constants above must exist before the submodules load)
 from . import dp  # noqa: E402
 from . import application  # noqa: E402
 from . import upgrade  # noqa: E402
+from . import maapi  # noqa: E402
+from . import maagic  # noqa: E402
+from . import cdb  # noqa: E402
 
 __all__ = [
     "CONFD_OK",
@@ -48,8 +55,13 @@ __all__ = [
     "OPERATIONAL",
     "PRE_COMMIT_RUNNING",
     "INTENDED",
+    "READ",
+    "READ_WRITE",
     "application",
+    "cdb",
     "dp",
     "log",
+    "maagic",
+    "maapi",
     "upgrade",
 ]

@@ -381,3 +381,78 @@ def flush_stdio():
                 stream.flush()
         except Exception:  # noqa: BLE001  (a closed or broken stream must not block the exit)
             pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Upgrade components
+
+
+def run_upgrade(package, component, module_name, class_name, th, cdb_th):
+    """Runs the ``upgrade`` component ``component`` of ``package``; None on success, else the
+    error (a line of text).
+
+    As NSO does: ``module_name.class_name`` is instantiated with no arguments and
+    ``upgrade(cdbsock, trans)`` is called, ``cdbsock`` being a CDB socket on the server's read
+    transaction ``cdb_th`` (the old data) and ``trans`` the server's write transaction ``th``.
+    The server owns both: they are neither finished nor applied here. True or None from
+    ``upgrade()`` is success. It runs in a thread named ``ComponentThread:<component>``, like an
+    application, so that its log lines carry NSO's thread name; the caller waits for it.
+    """
+    outcome = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(
+            _upgrade(package, component, module_name, class_name, th, cdb_th)),
+        name="ComponentThread:" + component,
+        # Daemon: an upgrade that never returns must not keep the VM from exiting when the
+        # server gives up on it.
+        daemon=True,
+    )
+    thread.ncs_context = Context(package, component)
+    thread.start()
+    thread.join()
+    if not outcome:  # _upgrade catches everything; only a bug of ours gets here
+        return "upgrade of %s.%s ended without a result" % (module_name, class_name)
+    return outcome[0]
+
+
+def _upgrade(package, component, module_name, class_name, th, cdb_th):
+    """The body of :func:`run_upgrade`'s thread."""
+    display_name = "%s.%s" % (module_name, class_name)
+
+    def failure(what, exc):
+        # Logged, and the traceback printed to stderr (the shared VM log), as
+        # ComponentThread._report_failure does for applications.
+        _log.error("%s %s (package %s, component %s): %s", what, display_name, package,
+                   component, _last_line(exc), exc_info=exc)
+        print("pyvmd vm upgrade: %s %s (package %s, component %s):"
+              % (what, display_name, package, component), file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+        return _last_line(exc)
+
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+        instance = cls()
+        if getattr(instance, "log", None) is None:
+            from . import log as ncs_log
+
+            object.__setattr__(instance, "log",
+                               ncs_log.Log(logging.getLogger(type(instance).__module__)))
+    except BaseException as exc:  # noqa: BLE001  (any failure of package code is an error)
+        return failure("Failed to load", exc)
+    try:
+        import _ncs.cdb
+
+        from . import maapi
+
+        cdbsock = _ncs.cdb.CdbSocket(th=cdb_th)
+        trans = maapi.Transaction(maapi.Maapi(), th=th, rw=_ncs.READ_WRITE)
+        result = instance.upgrade(cdbsock, trans)
+    except BaseException as exc:  # noqa: BLE001
+        return failure("upgrade() failed in", exc)
+    if result is None or result:
+        return None
+    _log.error("upgrade() of %s (package %s, component %s) returned %r", display_name,
+               package, component, result)
+    return "upgrade() returned %r" % (result,)

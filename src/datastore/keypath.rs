@@ -216,6 +216,21 @@ fn find_child(
     }
 }
 
+/// The schema node a keypath names, ignoring its keys and positions; `None` for the root.
+pub fn find_schema(
+    ctx: &'static Context,
+    keypath: &str,
+) -> Result<Option<SchemaNode<'static>>, DatastoreError> {
+    let mut node = None;
+    for step in parse(keypath)? {
+        node =
+            Some(find_child(ctx, node.as_ref(), &step).ok_or_else(|| {
+                bad_path(keypath, format!("no node {} in the schema", step.name))
+            })?);
+    }
+    Ok(node)
+}
+
 /// Quotes a value for a libyang predicate.
 fn quote(keypath: &str, value: &str) -> Result<String, DatastoreError> {
     if value.contains('\0') {

@@ -31,6 +31,7 @@ pub use error::{DatastoreError, ValidationIssue, ValidationKind};
 pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
+pub use persist::write_atomically;
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;

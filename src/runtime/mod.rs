@@ -5,16 +5,18 @@
 
 mod alarms;
 mod config;
+mod maapi;
 pub mod packages;
 mod status;
 mod supervisor;
+mod upgrade;
 
 pub use config::PythonVmConfig;
 pub use supervisor::{ComponentStatus, SupervisorOptions, VmSpec, VmStatus};
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use thiserror::Error;
 use tracing::info;
@@ -22,8 +24,10 @@ use tracing::info;
 use crate::datastore::Datastore;
 use crate::vm::protocol::{VmComponent, VmPackage};
 use alarms::AlarmList;
+use maapi::OperationalSource;
 use packages::PackageSet;
 use supervisor::Supervisor;
+use upgrade::PackageVersions;
 
 /// Why an action failed.
 #[derive(Debug, Error)]
@@ -69,20 +73,44 @@ pub struct Runtime {
     alarms: Arc<AlarmList>,
     packages: Mutex<PackageSet>,
     packages_dir: PathBuf,
+    /// The versions of the packages that last came up. Held across a whole reload, so that
+    /// reloads (and their upgrades) run one at a time.
+    versions: tokio::sync::Mutex<PackageVersions>,
 }
 
 const NS_NCS: &str = "http://tail-f.com/ns/ncs";
 
 impl Runtime {
-    /// Reads the packages, starts their VMs, and follows the running configuration.
-    pub fn start(
+    /// Reads the packages, runs the upgrade components of those whose version changed, starts
+    /// their VMs, and follows the running configuration.
+    pub async fn start(
         options: SupervisorOptions,
         packages_dir: PathBuf,
-        datastore: &Datastore,
+        state_dir: &Path,
+        datastore: Arc<Datastore>,
     ) -> Arc<Runtime> {
         let mut running = datastore.subscribe();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
-        let packages = packages::discover(&packages_dir);
+        let mut packages = packages::discover(&packages_dir);
+        let alarms = Arc::new(AlarmList::default());
+        apply_alarm_filter(&alarms, &running.borrow());
+        // The VMs' operational transactions read what `get` shows, which the runtime itself
+        // produces: it is reached through a weak reference set once the runtime exists.
+        let this: Arc<OnceLock<Weak<Runtime>>> = Arc::default();
+        let operational: OperationalSource = {
+            let this = Arc::clone(&this);
+            Arc::new(move || {
+                this.get()
+                    .and_then(Weak::upgrade)
+                    .map(|runtime| runtime.operational_xml())
+                    .unwrap_or_default()
+            })
+        };
+        let supervisor =
+            Supervisor::new(options, config, Arc::clone(&alarms), datastore, operational);
+        let mut versions = PackageVersions::load(state_dir);
+        upgrade::run_pending(&supervisor, &mut packages, &mut versions).await;
+        report_package_status(&alarms, &packages);
         let specs = vm_specs(&packages);
         info!(
             packages = packages.packages.len(),
@@ -90,17 +118,15 @@ impl Runtime {
             dir = %packages_dir.display(),
             "packages loaded"
         );
-        let alarms = Arc::new(AlarmList::default());
-        apply_alarm_filter(&alarms, &running.borrow());
-        report_package_status(&alarms, &packages);
-        let supervisor = Supervisor::new(options, config, Arc::clone(&alarms));
         supervisor.add_and_start(specs);
         let runtime = Arc::new(Runtime {
             supervisor: Arc::clone(&supervisor),
             alarms: Arc::clone(&alarms),
             packages: Mutex::new(packages),
             packages_dir,
+            versions: tokio::sync::Mutex::new(versions),
         });
+        let _ = this.set(Arc::downgrade(&runtime));
         tokio::spawn(async move {
             while running.changed().await.is_ok() {
                 let tree = running.borrow_and_update().clone();
@@ -148,7 +174,9 @@ impl Runtime {
             }
             "/tailf-ncs:packages/reload" => {
                 let force = call.input.iter().any(|(name, _)| name == "force");
-                let fresh = packages::discover(&self.packages_dir);
+                let mut versions = self.versions.lock().await;
+                let mut fresh = packages::discover(&self.packages_dir);
+                upgrade::run_pending(&self.supervisor, &mut fresh, &mut versions).await;
                 report_package_status(&self.alarms, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;
                 let mut out = String::new();

@@ -18,6 +18,8 @@ use tracing::{error, info, warn};
 
 use super::alarms::{AlarmKey, AlarmList, ManagedObject, Severity};
 use super::config::PythonVmConfig;
+use super::maapi::{MaapiSessions, OperationalSource};
+use crate::datastore::Datastore;
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, ToVm, VmPackage, VmStart,
 };
@@ -83,6 +85,8 @@ pub struct SupervisorOptions {
     /// How often a running VM is asked whether it is alive; one that does not answer within
     /// this time is considered hung, killed and restarted.
     pub heartbeat: Duration,
+    /// How long a package's upgrade components may run before the upgrade is failed.
+    pub upgrade_timeout: Duration,
 }
 
 struct VmEntry {
@@ -107,6 +111,9 @@ pub struct Supervisor {
     alarms: Arc<AlarmList>,
     vms: Mutex<BTreeMap<String, VmEntry>>,
     config: Mutex<PythonVmConfig>,
+    /// What the VMs' transactions (`ncs.maapi`) work on.
+    datastore: Arc<Datastore>,
+    operational: OperationalSource,
 }
 
 /// Why a VM process ended.
@@ -123,20 +130,35 @@ impl Supervisor {
         options: SupervisorOptions,
         config: PythonVmConfig,
         alarms: Arc<AlarmList>,
+        datastore: Arc<Datastore>,
+        operational: OperationalSource,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             options,
             alarms,
             vms: Mutex::new(BTreeMap::new()),
             config: Mutex::new(config),
+            datastore,
+            operational,
         })
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &SupervisorOptions {
+        &self.options
+    }
+
+    /// A fresh set of transactions for one VM process.
+    pub fn maapi_sessions(&self) -> MaapiSessions {
+        MaapiSessions::new(Arc::clone(&self.datastore), Arc::clone(&self.operational))
     }
 
     fn vms(&self) -> MutexGuard<'_, BTreeMap<String, VmEntry>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn config(&self) -> PythonVmConfig {
+    /// The current `/python-vm` settings.
+    pub(super) fn config(&self) -> PythonVmConfig {
         self.config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -408,6 +430,7 @@ impl Supervisor {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The id of the ping that is still unanswered, if any.
         let mut pending_ping: Option<u64> = None;
+        let mut maapi = self.maapi_sessions();
         let mut next_ping = 0u64;
         loop {
             let message = tokio::select! {
@@ -466,6 +489,16 @@ impl Supervisor {
                     };
                 return self.exited(vm, stopping, &status);
             };
+            // Transactions are served without the VM table lock (applying one persists the
+            // configuration).
+            let message = match message {
+                FromVm::Request { id, request } => {
+                    let reply = maapi.handle(request);
+                    let _ = process.commands.send(ToVm::Reply { id, reply }).await;
+                    continue;
+                }
+                other => other,
+            };
             let mut vms = self.vms();
             let Some(entry) = vms.get_mut(vm) else {
                 continue;
@@ -521,6 +554,9 @@ impl Supervisor {
                 FromVm::Fatal { message } => {
                     error!(vm, message, "VM cannot run");
                     mark_failed(&mut entry.status, &entry.spec, &message);
+                }
+                FromVm::Request { .. } | FromVm::Upgraded { .. } => {
+                    warn!(vm, "unexpected message from a VM: {message:?}");
                 }
             }
         }
@@ -582,14 +618,15 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 }
 
 /// A running `pyvmd vm` process and its socket.
-struct VmProcess {
-    child: tokio::process::Child,
-    commands: mpsc::Sender<ToVm>,
-    messages: mpsc::Receiver<FromVm>,
+pub(super) struct VmProcess {
+    pub(super) child: tokio::process::Child,
+    pub(super) commands: mpsc::Sender<ToVm>,
+    pub(super) messages: mpsc::Receiver<FromVm>,
 }
 
 impl VmProcess {
-    fn spawn(
+    /// Starts `pyvmd vm` with its socket on fd 3 and stdout/stderr appended to `shared_log`.
+    pub(super) fn spawn(
         options: &SupervisorOptions,
         vm: &str,
         shared_log: &std::path::Path,

@@ -12,6 +12,11 @@
 //! VM → server   Stopped, then the VM exits 0
 //! ```
 //!
+//! At any time after the start, Python code may send a `Request` (a transaction operation of
+//! `ncs.maapi`/`ncs.maagic`/`_ncs.cdb`) and block until its `Reply`. An upgrade VM gets
+//! `Upgrade` instead of `Start`, runs the package's upgrade components with the transactions the
+//! server opened for them, answers `Upgraded` and exits.
+//!
 //! The main thread reads `Start`, initialises Python and starts the components; a reader thread
 //! then handles the messages that follow, so a level change applies even while a component's
 //! `setup()` is still running. The VM dies with the server: `PR_SET_PDEATHSIG` (SIGKILL), and an
@@ -187,10 +192,15 @@ fn run() -> Result<i32, String> {
             ));
         }
     };
-    let protocol = first.get("protocol").and_then(serde_json::Value::as_u64);
-    if first.get("type").and_then(serde_json::Value::as_str) == Some("start")
-        && protocol != Some(u64::from(PROTOCOL_VERSION))
-    {
+    let kind = first.get("type").and_then(serde_json::Value::as_str);
+    let versioned = match kind {
+        Some("upgrade") => first.get("start"),
+        _ => Some(&first),
+    };
+    let protocol = versioned
+        .and_then(|v| v.get("protocol"))
+        .and_then(serde_json::Value::as_u64);
+    if matches!(kind, Some("start" | "upgrade")) && protocol != Some(u64::from(PROTOCOL_VERSION)) {
         let theirs = protocol.map_or_else(|| "an unknown version".to_owned(), |v| v.to_string());
         return Err(fatal(
             &mut writer,
@@ -200,8 +210,9 @@ fn run() -> Result<i32, String> {
             ),
         ));
     }
-    let start = match serde_json::from_value::<ToVm>(first) {
-        Ok(ToVm::Start(start)) => start,
+    let (start, upgrade) = match serde_json::from_value::<ToVm>(first) {
+        Ok(ToVm::Start(start)) => (start, None),
+        Ok(ToVm::Upgrade { start, th, cdb_th }) => (start, Some((th, cdb_th))),
         Ok(other) => {
             return Err(fatal(
                 &mut writer,
@@ -277,6 +288,12 @@ fn run() -> Result<i32, String> {
         .name("pyvmd-reader".into())
         .spawn(move || read_loop(reader, stop_tx))
         .map_err(|e| format!("starting the reader thread: {e}"))?;
+
+    if let Some((th, cdb_th)) = upgrade {
+        let error = run_upgrades(state, &start, th, cdb_th);
+        state.send(&FromVm::Upgraded { error });
+        return Ok(EXIT_OK);
+    }
 
     start_components(state, &start);
     state.send(&FromVm::Ready);
@@ -369,6 +386,55 @@ fn start_component(state: &native::VmState, vm_name: &str, package: &str, compon
     });
 }
 
+/// Runs the upgrade components of the package in `start`, in order, until one fails; returns
+/// that failure. Each runs in a `ComponentThread:<component>` thread (see `ncs._vm`).
+fn run_upgrades(state: &native::VmState, start: &VmStart, th: u64, cdb_th: u64) -> Option<String> {
+    for package in &start.packages {
+        for component in &package.components {
+            let class = match split_class_name(&component.name, &component.class_name) {
+                Ok(class) => class,
+                Err(error) => return Some(format!("component {}: {error}", component.name)),
+            };
+            state.log.write(
+                vmlog::INFO,
+                MAIN_THREAD,
+                &format!(
+                    "Running upgrade component {} ({}) of package {}",
+                    component.name, component.class_name, package.name
+                ),
+            );
+            let outcome = Python::attach(|py| {
+                py.import("ncs._vm")
+                    .and_then(|vm| {
+                        vm.call_method1(
+                            "run_upgrade",
+                            (
+                                &package.name,
+                                &component.name,
+                                &class.module,
+                                &class.class,
+                                th,
+                                cdb_th,
+                            ),
+                        )
+                    })
+                    .and_then(|result| result.extract::<Option<String>>())
+                    .map_err(|e| interp::format_traceback(py, &e))
+            });
+            let error = match outcome {
+                Ok(None) => continue,
+                Ok(Some(error)) => error,
+                Err(traceback) => {
+                    state.log.write(vmlog::ERROR, MAIN_THREAD, &traceback);
+                    traceback.trim_end().lines().last().unwrap_or("").to_owned()
+                }
+            };
+            return Some(format!("component {}: {error}", component.name));
+        }
+    }
+    None
+}
+
 /// Handles the messages after `Start`, on its own thread. Exits the process at the end of the
 /// stream (the server is gone); forwards `Stop` to the main thread and stops reading.
 fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
@@ -404,7 +470,8 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                 let _ = stop.send(());
                 return;
             }
-            Ok(Some(ToVm::Start(_))) => {
+            Ok(Some(ToVm::Reply { id, reply })) => state.deliver(id, reply),
+            Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. })) => {
                 state.log.write(
                     vmlog::WARNING,
                     MAIN_THREAD,

@@ -5,13 +5,15 @@
 //! process-wide [`OnceLock`] because `#[pyfunction]`s have no other way to reach it; it is set
 //! once, before the interpreter starts, by [`install`].
 
+use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
 
 use pyo3::prelude::*;
 
 use super::protocol::{
-    ComponentState, CurrentEntry, FromVm, SelfAssignMode, ThreadState, write_message,
+    ComponentState, CurrentEntry, FromVm, Reply, SelfAssignMode, ThreadState, write_message,
 };
 use super::vmlog::VmLog;
 
@@ -27,6 +29,9 @@ pub struct VmState {
     current: Mutex<Vec<CurrentEntry>>,
     /// The self-assign check mode (used by the callback dispatch).
     self_assign: Mutex<SelfAssignMode>,
+    /// Requests waiting for their reply, by id.
+    pending: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
+    next_request: AtomicU64,
 }
 
 static STATE: OnceLock<VmState> = OnceLock::new();
@@ -39,6 +44,8 @@ pub fn install(vm_name: String, log: VmLog, writer: UnixStream, self_assign: Sel
         writer: Mutex::new(writer),
         current: Mutex::new(Vec::new()),
         self_assign: Mutex::new(self_assign),
+        pending: Mutex::new(HashMap::new()),
+        next_request: AtomicU64::new(1),
     });
 }
 
@@ -53,6 +60,34 @@ impl VmState {
     pub fn send(&self, message: &FromVm) {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let _ = write_message(&mut *writer, message);
+    }
+
+    /// Sends a request to the server and waits for its reply (the reader thread delivers it).
+    /// Call without the GIL: the reader thread needs it for other messages meanwhile.
+    pub fn request(&self, request: serde_json::Value) -> Reply {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = mpsc::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, reply_tx);
+        self.send(&FromVm::Request { id, request });
+        // The sender goes away only if the reader thread dies; the VM exits then anyway.
+        reply_rx
+            .recv()
+            .unwrap_or_else(|_| Reply::error("internal", "the connection to the server is gone"))
+    }
+
+    /// Hands a reply to the thread waiting for it (a reply nobody waits for is dropped).
+    pub fn deliver(&self, id: u64, reply: Reply) {
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(reply);
+        }
     }
 
     /// Stores the self-assign mode.
@@ -190,6 +225,19 @@ pub mod _pyvmd {
         let vm = vm()?;
         py.detach(|| vm.del_current(package, component, name));
         Ok(())
+    }
+
+    /// Sends a request of the Python API (a JSON object) to the server and returns its reply
+    /// as JSON (`{"ok": ..., "value"/"code"/"message": ...}`). Blocks without the GIL.
+    #[pyfunction]
+    fn request(py: Python<'_>, request: &str) -> PyResult<String> {
+        let vm = vm()?;
+        let request: serde_json::Value = serde_json::from_str(request).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
+        })?;
+        let reply = py.detach(|| vm.request(request));
+        serde_json::to_string(&reply)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }
 
     /// The self-assign check mode: `"alarm"`, `"log"` or `"off"`.

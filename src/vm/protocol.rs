@@ -3,7 +3,8 @@
 //! Each message is a 4-byte big-endian length followed by that many bytes of JSON (as NSO does
 //! for its Python VMs). JSON keeps the protocol debuggable and versionable: `VmStart.protocol`
 //! carries [`PROTOCOL_VERSION`], and a VM refuses a parent that speaks another version.
-//! Requests that expect an answer will carry ids so that callbacks can run concurrently.
+//! Requests of the VM ([`FromVm::Request`], the transactions of the Python API) carry ids, so
+//! that several Python threads can wait for their answers ([`ToVm::Reply`]) at once.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest message either side accepts (a guard against a corrupted stream).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -113,12 +114,69 @@ pub struct VmStart {
     pub packages: Vec<VmPackage>,
 }
 
+/// The answer to a [`FromVm::Request`], handed to Python as JSON: `{"ok": true, "value": ...}`
+/// or `{"ok": false, "code": "noexists", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The result, when it succeeded.
+    #[serde(default)]
+    pub value: serde_json::Value,
+    /// The error class, when it failed (`noexists`, `badpath`, ...; see `runtime::maapi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// What went wrong, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Reply {
+    /// A success carrying `value`.
+    pub fn ok(value: serde_json::Value) -> Reply {
+        Reply {
+            ok: true,
+            value,
+            code: None,
+            message: None,
+        }
+    }
+
+    /// A failure.
+    pub fn error(code: &str, message: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            value: serde_json::Value::Null,
+            code: Some(code.to_owned()),
+            message: Some(message.into()),
+        }
+    }
+}
+
 /// Messages from the server to a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ToVm {
-    /// The first message: load and start the components.
+    /// The first message of a VM: load and start the components.
     Start(VmStart),
+    /// The first message of a short-lived upgrade VM: run the upgrade components of the one
+    /// package in `start.packages` (in order), answer [`FromVm::Upgraded`], and exit.
+    Upgrade {
+        /// Paths, log and packages as for a VM (the components are upgrade components).
+        start: VmStart,
+        /// The handle of the write transaction handed to `upgrade()` as `trans`; the server
+        /// applies it when every component succeeded.
+        th: u64,
+        /// The handle of the read transaction behind `cdbsock`: the data as it was before.
+        cdb_th: u64,
+    },
+    /// The answer to a [`FromVm::Request`].
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        reply: Reply,
+    },
     /// The effective log level changed; applies at once.
     SetLogLevel {
         /// The new level.
@@ -203,6 +261,19 @@ pub enum FromVm {
     Pong {
         /// The ping's id.
         id: u64,
+    },
+    /// A request of the Python API (a transaction operation, a schema lookup), as the JSON
+    /// object Python built; answered by [`ToVm::Reply`] with the same id.
+    Request {
+        /// Chosen by the VM, unique among its pending requests.
+        id: u64,
+        /// `{"op": "get-elem", "th": 1, "path": "/ncs:..."}` and the like.
+        request: serde_json::Value,
+    },
+    /// The upgrade components ran: `error` is `None` when all succeeded.
+    Upgraded {
+        /// The first failure (component and error).
+        error: Option<String>,
     },
     /// The VM cannot run at all (e.g. no usable Python, wrong protocol version).
     Fatal {

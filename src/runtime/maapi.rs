@@ -1,0 +1,515 @@
+//! The server side of the Python API's transactions: what `ncs.maapi`, `ncs.maagic` and
+//! `_ncs.cdb` in a VM ask for over the VM socket ([`FromVm::Request`]).
+//!
+//! Each VM process has one [`MaapiSessions`]: its open transactions by handle (`th`, as NSO
+//! calls them). A request is a JSON object `{"op": ..., ...}`; the answer a [`Reply`] whose
+//! error `code` the Python side maps onto NSO's errno values (`_ncs.ERR_NOEXISTS`, ...). The
+//! handles die with the VM process, so a crashed VM leaks nothing.
+//!
+//! [`FromVm::Request`]: crate::vm::protocol::FromVm::Request
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
+
+use crate::datastore::keypath;
+use crate::datastore::{Datastore, DatastoreError, ElemValue, Transaction};
+use crate::vm::protocol::Reply;
+
+/// Produces the operational data documents that an `operational` transaction reads.
+pub type OperationalSource = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// How many transactions one VM may keep open: each holds a copy of running, so a package
+/// that never finishes its transactions is stopped here rather than by the memory limit.
+const MAX_OPEN_TRANSACTIONS: usize = 256;
+
+/// The datastore a transaction reads.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Db {
+    /// The running configuration.
+    #[default]
+    Running,
+    /// Running together with state data.
+    Operational,
+}
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    #[default]
+    Read,
+    Write,
+}
+
+/// A value to set: one for a leaf, a list for a whole leaf-list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SetValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The requests, as Python sends them.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+enum Request {
+    TransStart {
+        #[serde(default)]
+        db: Db,
+        #[serde(default)]
+        mode: Mode,
+    },
+    TransFinish {
+        th: u64,
+    },
+    Apply {
+        th: u64,
+    },
+    Validate {
+        th: u64,
+    },
+    GetElem {
+        th: u64,
+        path: String,
+    },
+    Exists {
+        th: u64,
+        path: String,
+    },
+    NumInstances {
+        th: u64,
+        path: String,
+    },
+    Keys {
+        th: u64,
+        path: String,
+    },
+    SetElem {
+        th: u64,
+        path: String,
+        value: SetValue,
+    },
+    Create {
+        th: u64,
+        path: String,
+    },
+    Delete {
+        th: u64,
+        path: String,
+    },
+    Schema {
+        path: String,
+    },
+}
+
+struct Handle {
+    trans: Transaction,
+    /// Opened by the server for the VM (the upgrade transactions): Python may use it, but the
+    /// server applies and finishes it.
+    server_owned: bool,
+}
+
+/// One VM's open transactions.
+pub struct MaapiSessions {
+    datastore: Arc<Datastore>,
+    operational: OperationalSource,
+    handles: HashMap<u64, Handle>,
+    next: u64,
+}
+
+/// A failed request: the error class and the message.
+struct Failure(&'static str, String);
+
+impl Failure {
+    fn badstate(message: impl Into<String>) -> Failure {
+        Failure("badstate", message.into())
+    }
+}
+
+/// Maps a datastore error onto an error class. `value_error` is the class of a validation
+/// error: a bad value (`badtype`) for a write, a failed validation for apply and validate.
+fn failure(e: DatastoreError, value_error: &'static str) -> Failure {
+    use DatastoreError as D;
+    let code = match &e {
+        D::DataMissing { .. } => "noexists",
+        D::DataExists { .. } => "exists",
+        D::BadPath { .. } => "badpath",
+        D::NotWritable(_) => "not-writable",
+        D::Locked { .. } => "locked",
+        D::Validation(_) => value_error,
+        _ => "internal",
+    };
+    let message = match e {
+        D::Validation(issues) => issues
+            .iter()
+            .map(|i| match &i.path {
+                Some(path) => format!("{path}: {}", i.message),
+                None => i.message.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        e => e.to_string(),
+    };
+    Failure(code, message)
+}
+
+impl MaapiSessions {
+    /// No transactions open yet.
+    pub fn new(datastore: Arc<Datastore>, operational: OperationalSource) -> MaapiSessions {
+        MaapiSessions {
+            datastore,
+            operational,
+            handles: HashMap::new(),
+            next: 1,
+        }
+    }
+
+    /// The datastore the transactions work on.
+    pub fn datastore(&self) -> &Arc<Datastore> {
+        &self.datastore
+    }
+
+    /// Registers a transaction that the server opened for the VM; returns its handle.
+    pub fn open_server_owned(&mut self, trans: Transaction) -> u64 {
+        self.insert(trans, true)
+    }
+
+    /// Takes a transaction back (the server applies an upgrade transaction this way).
+    pub fn take(&mut self, th: u64) -> Option<Transaction> {
+        self.handles.remove(&th).map(|h| h.trans)
+    }
+
+    fn insert(&mut self, trans: Transaction, server_owned: bool) -> u64 {
+        let th = self.next;
+        self.next += 1;
+        self.handles.insert(
+            th,
+            Handle {
+                trans,
+                server_owned,
+            },
+        );
+        th
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, request: Value) -> Reply {
+        let request = match serde_json::from_value::<Request>(request) {
+            Ok(request) => request,
+            Err(e) => return Reply::error("internal", format!("malformed request: {e}")),
+        };
+        match self.run(request) {
+            Ok(value) => Reply::ok(value),
+            Err(Failure(code, message)) => Reply::error(code, message),
+        }
+    }
+
+    fn trans(&mut self, th: u64) -> Result<&mut Handle, Failure> {
+        self.handles
+            .get_mut(&th)
+            .ok_or_else(|| Failure::badstate(format!("no open transaction {th}")))
+    }
+
+    fn run(&mut self, request: Request) -> Result<Value, Failure> {
+        let read = |e| failure(e, "badtype");
+        match request {
+            Request::TransStart { db, mode } => {
+                if self.handles.len() >= MAX_OPEN_TRANSACTIONS {
+                    return Err(Failure::badstate(format!(
+                        "too many open transactions ({MAX_OPEN_TRANSACTIONS}): finish some"
+                    )));
+                }
+                let trans = match (db, mode) {
+                    (Db::Running, mode) => self.datastore.transaction(mode == Mode::Write),
+                    (Db::Operational, Mode::Read) => self
+                        .datastore
+                        .operational_transaction(&(self.operational)()),
+                    (Db::Operational, Mode::Write) => {
+                        return Err(Failure(
+                            "not-writable",
+                            "operational data cannot be written through a transaction".into(),
+                        ));
+                    }
+                }
+                .map_err(read)?;
+                Ok(json!({ "th": self.insert(trans, false) }))
+            }
+            Request::TransFinish { th } => {
+                if self.trans(th)?.server_owned {
+                    return Err(Failure::badstate(
+                        "this transaction belongs to the server, which finishes it",
+                    ));
+                }
+                self.handles.remove(&th);
+                Ok(Value::Null)
+            }
+            Request::Apply { th } => {
+                let datastore = Arc::clone(&self.datastore);
+                let handle = self.trans(th)?;
+                if handle.server_owned {
+                    return Err(Failure::badstate(
+                        "this transaction is applied by the server when upgrade() returns",
+                    ));
+                }
+                datastore
+                    .apply_transaction(&mut handle.trans)
+                    .map_err(|e| failure(e, "validation"))?;
+                Ok(Value::Null)
+            }
+            Request::Validate { th } => {
+                self.trans(th)?
+                    .trans
+                    .validate()
+                    .map_err(|e| failure(e, "validation"))?;
+                Ok(Value::Null)
+            }
+            Request::GetElem { th, path } => match self.trans(th)?.trans.get_elem(&path) {
+                Ok(ElemValue::Leaf(value)) => Ok(json!(value)),
+                Ok(ElemValue::LeafList(values)) => Ok(json!(values)),
+                Err(e) => Err(read(e)),
+            },
+            Request::Exists { th, path } => {
+                Ok(json!(self.trans(th)?.trans.exists(&path).map_err(read)?))
+            }
+            Request::NumInstances { th, path } => Ok(json!(
+                self.trans(th)?.trans.num_instances(&path).map_err(read)?
+            )),
+            Request::Keys { th, path } => {
+                Ok(json!(self.trans(th)?.trans.keys(&path).map_err(read)?))
+            }
+            Request::SetElem { th, path, value } => {
+                let trans = &mut self.trans(th)?.trans;
+                match value {
+                    SetValue::One(value) => trans.set_elem(&path, &value),
+                    SetValue::Many(values) => trans.set_leaf_list(&path, &values),
+                }
+                .map_err(read)?;
+                Ok(Value::Null)
+            }
+            Request::Create { th, path } => {
+                self.trans(th)?.trans.create(&path).map_err(read)?;
+                Ok(Value::Null)
+            }
+            Request::Delete { th, path } => {
+                self.trans(th)?.trans.delete(&path).map_err(read)?;
+                Ok(Value::Null)
+            }
+            Request::Schema { path } => {
+                let ctx = self.datastore.context();
+                let node = keypath::find_schema(ctx, &path).map_err(read)?;
+                Ok(describe(ctx, node.as_ref()))
+            }
+        }
+    }
+}
+
+/// The kind of a schema node, as `ncs.maagic` names it.
+fn kind_name(node: &SchemaNode<'_>) -> &'static str {
+    match node.kind() {
+        SchemaNodeKind::List => "list",
+        SchemaNodeKind::Leaf => "leaf",
+        SchemaNodeKind::LeafList => "leaf-list",
+        SchemaNodeKind::AnyData | SchemaNodeKind::AnyXml => "anydata",
+        SchemaNodeKind::Action => "action",
+        SchemaNodeKind::Rpc => "rpc",
+        SchemaNodeKind::Notification => "notification",
+        _ => "container",
+    }
+}
+
+/// The base type of a leaf or leaf-list (a leafref's target type).
+fn type_name(node: &SchemaNode<'_>) -> Option<&'static str> {
+    let leaf_type = node.leaf_type()?;
+    let base = match leaf_type.base_type() {
+        DataValueType::LeafRef => leaf_type
+            .leafref_real_type()
+            .map_or(DataValueType::String, |t| t.base_type()),
+        other => other,
+    };
+    Some(match base {
+        DataValueType::Binary => "binary",
+        DataValueType::Uint8 => "uint8",
+        DataValueType::Uint16 => "uint16",
+        DataValueType::Uint32 => "uint32",
+        DataValueType::Uint64 => "uint64",
+        DataValueType::Bits => "bits",
+        DataValueType::Bool => "boolean",
+        DataValueType::Dec64 => "decimal64",
+        DataValueType::Empty => "empty",
+        DataValueType::Enum => "enumeration",
+        DataValueType::IdentityRef => "identityref",
+        DataValueType::InstanceId => "instance-identifier",
+        DataValueType::Union => "union",
+        DataValueType::Int8 => "int8",
+        DataValueType::Int16 => "int16",
+        DataValueType::Int32 => "int32",
+        DataValueType::Int64 => "int64",
+        DataValueType::String | DataValueType::LeafRef | DataValueType::Unknown => "string",
+    })
+}
+
+/// Describes a schema node (the root when `None`) for `ncs.maagic`: its kind, module, keys,
+/// type, default and children (through choices and cases; actions included).
+fn describe(ctx: &'static yang5::context::Context, node: Option<&SchemaNode<'static>>) -> Value {
+    let child = |c: &SchemaNode<'_>| {
+        let module = c.module();
+        json!({
+            "name": c.name(),
+            "module": module.name(),
+            "prefix": module.prefix(),
+            "kind": kind_name(c),
+        })
+    };
+    let mut children: Vec<Value> = keypath::data_children(ctx, node)
+        .iter()
+        .map(child)
+        .collect();
+    let Some(node) = node else {
+        return json!({
+            "kind": "root", "name": "", "module": null, "prefix": null, "presence": false,
+            "config": true, "keys": [], "type": null, "default": null, "children": children,
+        });
+    };
+    children.extend(node.actions().map(|a| child(&a)));
+    let module = node.module();
+    json!({
+        "kind": kind_name(node),
+        "name": node.name(),
+        "module": module.name(),
+        "prefix": module.prefix(),
+        "presence": node.kind() == SchemaNodeKind::Container && !node.is_np_container(),
+        "config": node.is_config(),
+        "keys": node.list_keys().map(|k| k.name().to_owned()).collect::<Vec<_>>(),
+        "type": type_name(node),
+        "default": node.default_value_canonical().ok().flatten(),
+        "children": children,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions() -> (tempfile::TempDir, MaapiSessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(crate::yang::test_context(), dir.path()).unwrap();
+        let operational: OperationalSource = Arc::new(Vec::new);
+        (dir, MaapiSessions::new(Arc::new(ds), operational))
+    }
+
+    fn ok(s: &mut MaapiSessions, request: Value) -> Value {
+        let reply = s.handle(request);
+        assert!(reply.ok, "{reply:?}");
+        reply.value
+    }
+
+    #[test]
+    fn a_write_transaction_round_trip() {
+        let (_dir, mut s) = sessions();
+        let th = ok(&mut s, json!({"op": "trans-start", "mode": "write"}))["th"].clone();
+        let level = "/ncs:python-vm/logging/level";
+        ok(
+            &mut s,
+            json!({"op": "set-elem", "th": th, "path": level, "value": "level-debug"}),
+        );
+        ok(&mut s, json!({"op": "apply", "th": th}));
+        ok(&mut s, json!({"op": "trans-finish", "th": th}));
+        let th = ok(&mut s, json!({"op": "trans-start"}))["th"].clone();
+        assert_eq!(
+            ok(&mut s, json!({"op": "get-elem", "th": th, "path": level})),
+            json!("level-debug")
+        );
+        let reply = s.handle(json!({"op": "set-elem", "th": th, "path": level, "value": "x"}));
+        assert_eq!(reply.code.as_deref(), Some("not-writable"));
+    }
+
+    #[test]
+    fn errors_carry_their_class() {
+        let (_dir, mut s) = sessions();
+        let th = ok(&mut s, json!({"op": "trans-start", "mode": "write"}))["th"].clone();
+        let code = |s: &mut MaapiSessions, request| s.handle(request).code;
+        assert_eq!(
+            code(
+                &mut s,
+                json!({"op": "get-elem", "th": th, "path": "/ncs:python-vm/logging/vm-levels{x}/level"})
+            ),
+            Some("noexists".into())
+        );
+        assert_eq!(
+            code(
+                &mut s,
+                json!({"op": "set-elem", "th": th, "path": "/ncs:python-vm/logging/level", "value": "loud"})
+            ),
+            Some("badtype".into())
+        );
+        assert_eq!(
+            code(
+                &mut s,
+                json!({"op": "exists", "th": th, "path": "/ncs:nothing"})
+            ),
+            Some("badpath".into())
+        );
+        assert_eq!(
+            code(&mut s, json!({"op": "exists", "th": 99, "path": "/"})),
+            Some("badstate".into())
+        );
+        assert_eq!(code(&mut s, json!({"op": "fly"})), Some("internal".into()));
+    }
+
+    #[test]
+    fn server_owned_transactions_are_not_applied_by_python() {
+        let (_dir, mut s) = sessions();
+        let trans = s.datastore.transaction(true).unwrap();
+        let th = s.open_server_owned(trans);
+        assert_eq!(
+            s.handle(json!({"op": "apply", "th": th})).code.as_deref(),
+            Some("badstate")
+        );
+        assert_eq!(
+            s.handle(json!({"op": "trans-finish", "th": th}))
+                .code
+                .as_deref(),
+            Some("badstate")
+        );
+        assert!(s.take(th).is_some());
+    }
+
+    #[test]
+    fn the_schema_is_described_for_maagic() {
+        let (_dir, mut s) = sessions();
+        let root = ok(&mut s, json!({"op": "schema", "path": "/"}));
+        assert_eq!(root["kind"], "root");
+        assert!(
+            root["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "python-vm" && c["prefix"] == "ncs")
+        );
+        let list = ok(
+            &mut s,
+            json!({"op": "schema", "path": "/ncs:python-vm/logging/vm-levels{a}"}),
+        );
+        assert_eq!(list["kind"], "list");
+        assert_eq!(list["keys"], json!(["node-id"]));
+        let level = ok(
+            &mut s,
+            json!({"op": "schema", "path": "/ncs:python-vm/logging/level"}),
+        );
+        assert_eq!(level["type"], "enumeration");
+        assert_eq!(level["default"], "level-info");
+        let vm = ok(&mut s, json!({"op": "schema", "path": "/ncs:python-vm"}));
+        assert!(
+            vm["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "stop" && c["kind"] == "action")
+        );
+    }
+}
