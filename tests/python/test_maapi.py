@@ -1,0 +1,338 @@
+"""End-to-end tests of the transaction API (ncs.maapi, ncs.maagic, _ncs.cdb) and of upgrade
+components, with packages running in real VMs and the results checked over NETCONF.
+
+Package code cannot be called from a test directly, so the packages here run their scenarios in
+``setup()`` (or ``upgrade()``) and write what they saw to ``results.json`` beside their package;
+the test reads that file and checks the configuration with ncclient.
+"""
+
+import json
+import os
+import time
+import unittest
+
+from ncclient.xml_ import to_ele
+
+from pyvmd_harness import NCS_NS, PyvmdServer, close_quietly, parse
+from test_runtime import NSMAP, package, vm_pids, write
+
+WAIT = 30
+
+MAAPI_USER = '''
+    import json
+    import os
+
+    import _ncs
+    import ncs
+    from ncs.application import Application
+
+    RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "results.json")
+
+
+    def errno_of(fn):
+        try:
+            fn()
+        except _ncs.error.Error as e:
+            return [e.confd_errno, str(e)]
+        return None
+
+
+    class Main(Application):
+        def setup(self):
+            out = {}
+            with ncs.maapi.single_write_trans("admin", "system") as t:
+                root = ncs.maagic.get_root(t)
+                dev = root.ncs__devices.device.create("ce0")
+                dev.address = "10.0.0.1"
+                dev.port = 830
+                other = root.ncs__devices.device.create("ce 1")
+                other.address = "10.0.0.2"
+                group = root.ncs__devices.device_group.create("g1")
+                group.device_name = ["ce0", "ce 1"]
+                out["before-apply"] = t.exists("/ncs:devices/device{ce0}")
+                t.apply()
+            with ncs.maapi.single_read_trans("admin", "system") as t:
+                root = ncs.maagic.get_root(t)
+                out["devices"] = [[d.name, d.address, d.port] for d in root.ncs__devices.device]
+                out["count"] = len(root.ncs__devices.device)
+                out["has-ce0"] = "ce0" in root.ncs__devices.device
+                out["group"] = list(root.ncs__devices.device_group["g1"].device_name)
+                out["default-level"] = root.ncs__python_vm.logging.level
+                out["get-elem"] = str(t.get_elem("/ncs:devices/device{\\"ce 1\\"}/address"))
+                out["missing"] = errno_of(lambda: t.get_elem("/ncs:devices/device{nope}/address"))
+                out["read-only"] = errno_of(
+                    lambda: t.set_elem("x", "/ncs:devices/device{ce0}/authgroup"))
+                out["bad-path"] = errno_of(lambda: t.get_elem("/ncs:devices/nothing"))
+                try:
+                    root.ncs__devices.device["nope"]
+                    out["key-error"] = False
+                except KeyError:
+                    out["key-error"] = True
+            with ncs.maapi.single_write_trans("admin", "system") as t:
+                out["bad-value"] = errno_of(
+                    lambda: t.set_elem("not-a-port", "/ncs:devices/device{ce0}/port"))
+                # A dangling leafref: apply fails, running keeps what it had.
+                t.set_elem(["ce0", "ghost"], "/ncs:devices/device-group{g1}/device-name")
+                out["invalid-apply"] = errno_of(t.apply)
+            with ncs.maapi.single_read_trans("admin", "system", db=ncs.OPERATIONAL) as t:
+                root = ncs.maagic.get_root(t)
+                out["oper-status"] = t.exists("/ncs:packages/package{maapi-user}/oper-status/up")
+            with open(RESULTS, "w") as f:
+                json.dump(out, f)
+            self.log.info("maapi scenario done")
+'''
+
+
+class MaapiTestCase(unittest.TestCase):
+    """A server per class; packages are written before it starts."""
+
+    @classmethod
+    def write_packages(cls, root):
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = PyvmdServer(name=cls.__name__)
+        cls.write_packages(cls.server.packages_dir)
+        cls.server.start()
+        cls.m = cls.server.connect()
+
+    @classmethod
+    def tearDownClass(cls):
+        close_quietly(cls.m)
+        cls.server.cleanup()
+
+    def wait_for(self, what, predicate, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        self.fail("timed out waiting for %s" % what)
+
+    def results(self, name):
+        path = os.path.join(self.server.packages_dir, name, "results.json")
+        self.wait_for("results of %s" % name, lambda: os.path.exists(path))
+        with open(path) as f:
+            return json.load(f)
+
+    def devices(self):
+        """{device name: (address, port, authgroup)} of running."""
+        doc = parse(self.m.get_config(source="running", filter=(
+            "subtree", '<devices xmlns="%s"/>' % NCS_NS)).xml)
+        return {d.findtext("ncs:name", namespaces=NSMAP): (
+                    d.findtext("ncs:address", namespaces=NSMAP),
+                    d.findtext("ncs:port", namespaces=NSMAP),
+                    d.findtext("ncs:authgroup", namespaces=NSMAP))
+                for d in doc.iterfind(".//ncs:device", NSMAP)}
+
+    def package_status(self, name):
+        """(oper-status, error-info) of /ncs:packages/package[name]."""
+        doc = parse(self.m.get(filter=("subtree", '<packages xmlns="%s"><package><name>%s</name>'
+                                       '</package></packages>' % (NCS_NS, name))).xml)
+        status = doc.find(".//ncs:oper-status", NSMAP)
+        if status is None:
+            return None
+        kinds = [child.tag.split("}")[1] for child in status if child.tag.split("}")[1] != "error-info"]
+        return kinds[0] if kinds else None, status.findtext("ncs:error-info", namespaces=NSMAP)
+
+
+class TestTransactions(MaapiTestCase):
+    @classmethod
+    def write_packages(cls, root):
+        package(root, "maapi-user", [("main", "maapi_user.Main")])
+        write(os.path.join(root, "maapi-user/python/maapi_user/__init__.py"), MAAPI_USER)
+
+    def test_writes_are_applied_to_running(self):
+        r = self.results("maapi-user")
+        self.assertTrue(r["before-apply"])
+        self.assertEqual(self.devices(), {"ce0": ("10.0.0.1", "830", None),
+                                          "ce 1": ("10.0.0.2", None, None)})
+
+    def test_reads_give_python_values(self):
+        r = self.results("maapi-user")
+        self.assertEqual(sorted(r["devices"]), [["ce 1", "10.0.0.2", None],
+                                                ["ce0", "10.0.0.1", 830]])
+        self.assertEqual(r["count"], 2)
+        self.assertTrue(r["has-ce0"])
+        self.assertEqual(sorted(r["group"]), ["ce 1", "ce0"])
+        self.assertEqual(r["default-level"], "level-info")
+        self.assertEqual(r["get-elem"], "10.0.0.2")
+        self.assertTrue(r["key-error"])
+        self.assertTrue(r["oper-status"])
+
+    def test_errors_carry_nso_errno_values(self):
+        r = self.results("maapi-user")
+        self.assertEqual(r["missing"][0], 1)      # ERR_NOEXISTS
+        self.assertEqual(r["read-only"][0], 4)    # ERR_NOT_WRITABLE
+        self.assertEqual(r["bad-path"][0], 8)     # ERR_BADPATH
+        self.assertEqual(r["bad-value"][0], 5)    # ERR_BADTYPE
+        self.assertIsNotNone(r["invalid-apply"])
+        self.assertIn("ghost", r["invalid-apply"][1])
+
+    def test_a_failed_apply_changes_nothing(self):
+        self.results("maapi-user")
+        doc = parse(self.m.get_config(source="running", filter=(
+            "subtree", '<devices xmlns="%s"><device-group/></devices>' % NCS_NS)).xml)
+        names = sorted(e.text for e in doc.iterfind(".//ncs:device-name", NSMAP))
+        self.assertEqual(names, ["ce 1", "ce0"])
+
+
+UPGRADE = '''
+    import json
+    import os
+
+    import _ncs
+    import ncs
+
+    RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "results.json")
+    MODE = os.path.join(os.path.dirname(__file__), "..", "..", "mode")
+
+
+    class Upgrade(ncs.upgrade.Upgrade):
+        def upgrade(self, cdbsock, trans):
+            with open(MODE) as f:
+                mode = f.read().strip()
+            self.log.info("upgrade running in mode ", mode)
+            _ncs.cdb.start_session2(cdbsock, ncs.cdb.RUNNING,
+                                    ncs.cdb.LOCK_SESSION | ncs.cdb.LOCK_WAIT)
+            seen = []
+            for i in range(_ncs.cdb.num_instances(cdbsock, "/ncs:devices/device")):
+                name = str(_ncs.cdb.get(cdbsock, "/ncs:devices/device[%d]/name" % i))
+                seen.append(name)
+                trans.set_elem("upgraded-" + name, "/ncs:devices/device{%s}/authgroup" % name)
+            root = ncs.maagic.get_root(trans)
+            root.ncs__devices.device.create("added-by-upgrade")
+            _ncs.cdb.end_session(cdbsock)
+            with open(RESULTS, "w") as f:
+                json.dump({"seen": seen, "mode": mode}, f)
+            if mode == "raise":
+                raise ValueError("boom in upgrade")
+            return mode != "false"
+'''
+
+APP = '''
+    from ncs.application import Application
+
+
+    class Main(Application):
+        def setup(self):
+            self.log.info("upg application started")
+'''
+
+
+def upgrade_package(root, version, mode):
+    """The package `upg` at `version` with an application and an upgrade component."""
+    write(os.path.join(root, "upg", "package-meta-data.xml"), """
+        <ncs-package xmlns="http://tail-f.com/ns/ncs-packages">
+          <name>upg</name>
+          <package-version>%s</package-version>
+          <component><name>main</name>
+            <application><python-class-name>upg.app.Main</python-class-name></application>
+          </component>
+          <component><name>migrate</name>
+            <upgrade><python-class-name>upg.upgrade.Upgrade</python-class-name></upgrade>
+          </component>
+        </ncs-package>
+        """ % version)
+    write(os.path.join(root, "upg", "python", "upg", "__init__.py"), "")
+    write(os.path.join(root, "upg", "python", "upg", "app.py"), APP)
+    write(os.path.join(root, "upg", "python", "upg", "upgrade.py"), UPGRADE)
+    write(os.path.join(root, "upg", "mode"), mode + "\n")
+    results = os.path.join(root, "upg", "results.json")
+    if os.path.exists(results):
+        os.remove(results)
+
+
+class TestUpgradeComponents(MaapiTestCase):
+    """One server whose package `upg` goes through versions 1.0 → 2.0 → 3.0 (failing) → 3.0
+    (fixed, by reload); the steps run in order."""
+
+    @classmethod
+    def write_packages(cls, root):
+        upgrade_package(root, "1.0", "true")
+
+    def reconnect(self):
+        close_quietly(self.m)
+        type(self).m = self.server.connect()
+
+    def restart_with(self, version, mode):
+        self.server.stop()
+        upgrade_package(self.server.packages_dir, version, mode)
+        self.server.start()
+        self.reconnect()
+
+    def wait_started(self):
+        self.wait_for("upg started", lambda: "upg application started" in self.vm_log("upg"))
+
+    def vm_log(self, vm):
+        try:
+            with open(os.path.join(self.server.log_dir, "ncs-python-vm-%s.log" % vm)) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def test_1_first_start_runs_no_upgrade(self):
+        self.wait_started()
+        self.assertFalse(os.path.exists(os.path.join(self.server.packages_dir, "upg",
+                                                     "results.json")))
+        self.m.edit_config(target="running", config=(
+            '<config><devices xmlns="%s"><device><name>r1</name><address>10.1.0.1</address>'
+            '</device><device><name>r2</name></device></devices></config>' % NCS_NS))
+        with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
+            self.assertEqual(json.load(f), {"upg": "1.0"})
+
+    def test_2_a_new_version_runs_the_upgrade_before_the_vm_starts(self):
+        self.restart_with("2.0", "true")
+        r = self.results("upg")
+        self.assertEqual(r["seen"], ["r1", "r2"])
+        self.assertEqual(self.devices(), {
+            "r1": ("10.1.0.1", None, "upgraded-r1"),
+            "r2": (None, None, "upgraded-r2"),
+            "added-by-upgrade": (None, None, None),
+        })
+        self.wait_started()
+        log = self.vm_log("upg-upgrade")
+        self.assertIn("upgrade running in mode true", log)
+        self.assertIn("ComponentThread:migrate", log)
+        self.assertEqual(vm_pids("upg-upgrade"), [])
+        self.assertEqual(self.package_status("upg")[0], "up")
+        with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
+            self.assertEqual(json.load(f), {"upg": "2.0"})
+
+    def test_3_a_failed_upgrade_applies_nothing_and_keeps_the_package_down(self):
+        before = self.devices()
+        self.restart_with("3.0", "raise")
+        self.results("upg")
+        self.assertEqual(self.devices(), before)
+        status, info = self.package_status("upg")
+        self.assertEqual(status, "program-code-error")
+        self.assertIn("upgrade from 2.0 to 3.0 failed", info)
+        self.assertIn("boom in upgrade", info)
+        self.assertEqual(vm_pids("upg"), [])
+        with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
+            self.assertEqual(json.load(f), {"upg": "2.0"})
+        # upgrade() returning False fails too.
+        upgrade_package(self.server.packages_dir, "3.0", "false")
+        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
+                        '<reload/></packages></action>' % NCS_NS)
+        reply = self.m.dispatch(reload)
+        self.assertTrue(reply.ok, reply.xml)
+        self.assertIn("returned False", self.package_status("upg")[1])
+
+    def test_4_reload_after_a_fix_runs_the_upgrade_again(self):
+        upgrade_package(self.server.packages_dir, "3.0", "true")
+        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
+                        '<reload/></packages></action>' % NCS_NS)
+        reply = self.m.dispatch(reload)
+        self.assertTrue(reply.ok, reply.xml)
+        self.assertEqual(self.results("upg")["mode"], "true")
+        self.assertEqual(self.package_status("upg")[0], "up")
+        self.wait_for("upg VM", lambda: vm_pids("upg"))
+        with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
+            self.assertEqual(json.load(f), {"upg": "3.0"})
+
+
+if __name__ == "__main__":
+    unittest.main()
