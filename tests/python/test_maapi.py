@@ -90,9 +90,11 @@ class MaapiTestCase(unittest.TestCase):
     def write_packages(cls, root):
         raise NotImplementedError
 
+    server_args = ()
+
     @classmethod
     def setUpClass(cls):
-        cls.server = PyvmdServer(name=cls.__name__)
+        cls.server = PyvmdServer(extra_args=cls.server_args, name=cls.__name__)
         cls.write_packages(cls.server.packages_dir)
         cls.server.start()
         cls.m = cls.server.connect()
@@ -209,6 +211,9 @@ UPGRADE = '''
                 json.dump({"seen": seen, "mode": mode}, f)
             if mode == "raise":
                 raise ValueError("boom in upgrade")
+            if mode == "hang":
+                import time
+                time.sleep(3600)
             return mode != "false"
 '''
 
@@ -247,7 +252,9 @@ def upgrade_package(root, version, mode):
 
 class TestUpgradeComponents(MaapiTestCase):
     """One server whose package `upg` goes through versions 1.0 → 2.0 → 3.0 (failing) → 3.0
-    (fixed, by reload); the steps run in order."""
+    (fixed, by reload) → 4.0 (hung, killed at the time limit); the steps run in order."""
+
+    server_args = ("--vm-upgrade-timeout", "3")
 
     @classmethod
     def write_packages(cls, root):
@@ -330,6 +337,21 @@ class TestUpgradeComponents(MaapiTestCase):
         self.assertEqual(self.results("upg")["mode"], "true")
         self.assertEqual(self.package_status("upg")[0], "up")
         self.wait_for("upg VM", lambda: vm_pids("upg"))
+        with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
+            self.assertEqual(json.load(f), {"upg": "3.0"})
+
+    def test_5_a_hung_upgrade_is_killed_at_the_time_limit(self):
+        upgrade_package(self.server.packages_dir, "4.0", "hang")
+        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
+                        '<reload/></packages></action>' % NCS_NS)
+        reply = self.m.dispatch(reload)
+        self.assertTrue(reply.ok, reply.xml)
+        status, info = self.package_status("upg")
+        self.assertEqual(status, "program-code-error")
+        self.assertIn("did not finish within 3 s", info)
+        self.assertEqual(vm_pids("upg-upgrade"), [])
+        # The package is down now: the VM of its previous version is stopped.
+        self.wait_for("upg VM stopped", lambda: not vm_pids("upg"))
         with open(os.path.join(self.server.state_dir, "package-versions.json")) as f:
             self.assertEqual(json.load(f), {"upg": "3.0"})
 
