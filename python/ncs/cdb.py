@@ -5,58 +5,7 @@ ncs.cdb.LOCK_SESSION | ncs.cdb.LOCK_WAIT)``), so both give the same names; see `
 how a CDB session maps to a server transaction. NSO's CDB subscribers are not provided.
 """
 
-from _ncs.cdb import (
-    DATA_SOCKET,
-    LOCK_PARTIAL,
-    LOCK_REQUEST,
-    LOCK_SESSION,
-    LOCK_WAIT,
-    OPERATIONAL,
-    PRE_COMMIT_RUNNING,
-    READ_SOCKET,
-    RUNNING,
-    STARTUP,
-    SUBSCRIPTION_SOCKET,
-    CdbSocket,
-    cd,
-    close,
-    connect,
-    end_session,
-    exists,
-    get,
-    getcwd,
-    num_instances,
-    popd,
-    pushd,
-    set_namespace,
-    start_session,
-    start_session2,
-)
+from _ncs import cdb as _cdb
+from _ncs.cdb import *  # noqa: F401,F403  (the same names, by design)
 
-__all__ = [
-    "READ_SOCKET",
-    "SUBSCRIPTION_SOCKET",
-    "DATA_SOCKET",
-    "RUNNING",
-    "STARTUP",
-    "OPERATIONAL",
-    "PRE_COMMIT_RUNNING",
-    "LOCK_SESSION",
-    "LOCK_REQUEST",
-    "LOCK_WAIT",
-    "LOCK_PARTIAL",
-    "CdbSocket",
-    "connect",
-    "start_session",
-    "start_session2",
-    "end_session",
-    "get",
-    "exists",
-    "num_instances",
-    "cd",
-    "getcwd",
-    "pushd",
-    "popd",
-    "set_namespace",
-    "close",
-]
+__all__ = list(_cdb.__all__)

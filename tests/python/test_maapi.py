@@ -8,15 +8,13 @@ the test reads that file and checks the configuration with ncclient.
 
 import json
 import os
-import time
 import unittest
 
 from ncclient.xml_ import to_ele
 
-from pyvmd_harness import NCS_NS, PyvmdServer, close_quietly, parse
-from test_runtime import NSMAP, package, vm_pids, write
+from pyvmd_harness import NCS_NS, close_quietly, parse
+from test_runtime import NSMAP, RuntimeTestCase, package, vm_pids, write
 
-WAIT = 30
 
 MAAPI_USER = '''
     import json
@@ -83,35 +81,8 @@ MAAPI_USER = '''
 '''
 
 
-class MaapiTestCase(unittest.TestCase):
-    """A server per class; packages are written before it starts."""
-
-    @classmethod
-    def write_packages(cls, root):
-        raise NotImplementedError
-
-    server_args = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = PyvmdServer(extra_args=cls.server_args, name=cls.__name__)
-        cls.write_packages(cls.server.packages_dir)
-        cls.server.start()
-        cls.m = cls.server.connect()
-
-    @classmethod
-    def tearDownClass(cls):
-        close_quietly(cls.m)
-        cls.server.cleanup()
-
-    def wait_for(self, what, predicate, timeout=WAIT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.2)
-        self.fail("timed out waiting for %s" % what)
+class MaapiTestCase(RuntimeTestCase):
+    """Reads what the packages' scenarios wrote, and the configuration they changed."""
 
     def results(self, name):
         path = os.path.join(self.server.packages_dir, name, "results.json")
@@ -142,7 +113,7 @@ class MaapiTestCase(unittest.TestCase):
 
 class TestTransactions(MaapiTestCase):
     @classmethod
-    def write_packages(cls, root):
+    def write_packages(cls, root, tmp):
         package(root, "maapi-user", [("main", "maapi_user.Main")])
         write(os.path.join(root, "maapi-user/python/maapi_user/__init__.py"), MAAPI_USER)
 
@@ -257,7 +228,7 @@ class TestUpgradeComponents(MaapiTestCase):
     server_args = ("--vm-upgrade-timeout", "3")
 
     @classmethod
-    def write_packages(cls, root):
+    def write_packages(cls, root, tmp):
         upgrade_package(root, "1.0", "true")
 
     def reconnect(self):
@@ -272,13 +243,6 @@ class TestUpgradeComponents(MaapiTestCase):
 
     def wait_started(self):
         self.wait_for("upg started", lambda: "upg application started" in self.vm_log("upg"))
-
-    def vm_log(self, vm):
-        try:
-            with open(os.path.join(self.server.log_dir, "ncs-python-vm-%s.log" % vm)) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
 
     def test_1_first_start_runs_no_upgrade(self):
         self.wait_started()

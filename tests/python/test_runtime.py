@@ -121,13 +121,15 @@ def vm_pids(vm_name):
 class RuntimeTestCase(unittest.TestCase):
     """One server per class, with packages written before it starts."""
 
+    server_args = ()
+
     @classmethod
     def write_packages(cls, root, tmp):
         raise NotImplementedError
 
     @classmethod
     def setUpClass(cls):
-        cls.server = PyvmdServer(name=cls.__name__)
+        cls.server = PyvmdServer(extra_args=cls.server_args, name=cls.__name__)
         cls.write_packages(cls.server.packages_dir, cls.server.tmp)
         cls.server.start()
         cls.m = cls.server.connect()
