@@ -241,6 +241,12 @@ class TestUpgradeComponents(MaapiTestCase):
         self.server.start()
         self.reconnect()
 
+    def reload(self):
+        reply = self.m.dispatch(to_ele(
+            '<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s"><reload/>'
+            '</packages></action>' % NCS_NS))
+        self.assertTrue(reply.ok, reply.xml)
+
     def wait_started(self):
         self.wait_for("upg started", lambda: "upg application started" in self.vm_log("upg"))
 
@@ -286,18 +292,12 @@ class TestUpgradeComponents(MaapiTestCase):
             self.assertEqual(json.load(f), {"upg": "2.0"})
         # upgrade() returning False fails too.
         upgrade_package(self.server.packages_dir, "3.0", "false")
-        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
-                        '<reload/></packages></action>' % NCS_NS)
-        reply = self.m.dispatch(reload)
-        self.assertTrue(reply.ok, reply.xml)
+        self.reload()
         self.assertIn("returned False", self.package_status("upg")[1])
 
     def test_4_reload_after_a_fix_runs_the_upgrade_again(self):
         upgrade_package(self.server.packages_dir, "3.0", "true")
-        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
-                        '<reload/></packages></action>' % NCS_NS)
-        reply = self.m.dispatch(reload)
-        self.assertTrue(reply.ok, reply.xml)
+        self.reload()
         self.assertEqual(self.results("upg")["mode"], "true")
         self.assertEqual(self.package_status("upg")[0], "up")
         self.wait_for("upg VM", lambda: vm_pids("upg"))
@@ -306,10 +306,7 @@ class TestUpgradeComponents(MaapiTestCase):
 
     def test_5_a_hung_upgrade_is_killed_at_the_time_limit(self):
         upgrade_package(self.server.packages_dir, "4.0", "hang")
-        reload = to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s">'
-                        '<reload/></packages></action>' % NCS_NS)
-        reply = self.m.dispatch(reload)
-        self.assertTrue(reply.ok, reply.xml)
+        self.reload()
         status, info = self.package_status("upg")
         self.assertEqual(status, "program-code-error")
         self.assertIn("did not finish within 3 s", info)
