@@ -280,6 +280,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     for count in [1, 10, 50] {
         figures.extend(vm_startup(&options.yang_dir, count).await?);
     }
+    figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
 
     println!(
         "{:<58} {:>12}  {:<5} {:>10}  verdict",
@@ -388,6 +389,130 @@ async fn vm_startup(yang_dir: &std::path::Path, count: usize) -> anyhow::Result<
             format!("RSS per idle VM ({} VMs)", pids.len()),
             total as f64 / 1024.0 / pids.len().max(1) as f64,
             "MiB",
+        ),
+    ])
+}
+
+/// The package code of [`vm_transactions`]: it times the transaction API from inside a VM and
+/// writes the figures to `results.json` beside the package.
+const TRANSACTIONS_PACKAGE: &str = r#"
+import json
+import os
+import threading
+import time
+
+import ncs
+from ncs.application import Application
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "results.json")
+LEVEL = "/ncs:python-vm/logging/level"
+
+
+def percentile(samples, p):
+    samples = sorted(samples)
+    return samples[int((len(samples) - 1) * p)]
+
+
+class Main(Application):
+    def setup(self):
+        # In a thread of its own: setup() must return within the VM start timeout.
+        threading.Thread(target=self.measure, name="bench", daemon=True).start()
+
+    def measure(self):
+        entries = ENTRIES
+        out = {}
+        with ncs.maapi.single_read_trans("admin", "system") as t:
+            start = time.perf_counter()
+            for _ in range(2000):
+                t.get_elem(LEVEL)
+            out["get_elem_per_s"] = 2000 / (time.perf_counter() - start)
+        latencies = []
+        for i in range(200):
+            start = time.perf_counter()
+            with ncs.maapi.single_write_trans("admin", "system") as t:
+                t.set_elem("level-error" if i % 2 else "level-info", LEVEL)
+                t.apply()
+            latencies.append(time.perf_counter() - start)
+        out["write_p50_ms"] = percentile(latencies, 0.5) * 1000
+        out["write_p99_ms"] = percentile(latencies, 0.99) * 1000
+        start = time.perf_counter()
+        with ncs.maapi.single_write_trans("admin", "system") as t:
+            devices = ncs.maagic.get_root(t).ncs__devices.device
+            for i in range(entries):
+                devices.create("d%05d" % i).address = "10.0.%d.%d" % (i // 250, i % 250)
+            t.apply()
+        out["maagic_create_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with ncs.maapi.single_read_trans("admin", "system") as t:
+            addresses = [d.address for d in ncs.maagic.get_root(t).ncs__devices.device]
+        out["maagic_read_s"] = time.perf_counter() - start
+        out["read"] = len(addresses)
+        with open(RESULTS, "w") as f:
+            json.dump(out, f)
+"#;
+
+/// Times the transaction API (`ncs.maapi`, `ncs.maagic`) from a package running in a VM: the
+/// round trip of a request over the VM socket, a one-leaf write transaction applied to running,
+/// and creating then reading `entries` list entries through maagic.
+async fn vm_transactions(
+    yang_dir: &std::path::Path,
+    entries: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let packages = tempfile::tempdir()?;
+    let dir = packages.path().join("bench-maapi");
+    std::fs::create_dir_all(dir.join("python").join("bench_maapi"))?;
+    std::fs::write(
+        dir.join("package-meta-data.xml"),
+        "<ncs-package xmlns=\"http://tail-f.com/ns/ncs-packages\"><name>bench-maapi</name>\
+         <package-version>1.0</package-version><python-package/><component><name>main</name>\
+         <application><python-class-name>bench_maapi.Main</python-class-name></application>\
+         </component></ncs-package>",
+    )?;
+    std::fs::write(
+        dir.join("python").join("bench_maapi").join("__init__.py"),
+        TRANSACTIONS_PACKAGE.replace("ENTRIES", &entries.to_string()),
+    )?;
+    let results = dir.join("results.json");
+    let server = ServerProcess::start(yang_dir, Some(packages.path()))?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !results.exists() {
+        if Instant::now() > deadline {
+            bail!("the transaction benchmark did not finish within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results)?)?;
+    let number = |key: &str| {
+        r[key]
+            .as_f64()
+            .with_context(|| format!("{key} missing from the transaction figures: {r}"))
+    };
+    Ok(vec![
+        Figure::new(
+            "maapi get_elem round trips/s from a VM",
+            number("get_elem_per_s")?,
+            "/s",
+        ),
+        Figure::new(
+            "maapi one-leaf write transaction + apply p50",
+            number("write_p50_ms")?,
+            "ms",
+        ),
+        Figure::new(
+            "maapi one-leaf write transaction + apply p99",
+            number("write_p99_ms")?,
+            "ms",
+        ),
+        Figure::new(
+            format!("maagic: create {entries} list entries and apply"),
+            number("maagic_create_s")? * 1000.0,
+            "ms",
+        ),
+        Figure::new(
+            format!("maagic: read the address of {entries} entries"),
+            number("maagic_read_s")? * 1000.0,
+            "ms",
         ),
     ])
 }

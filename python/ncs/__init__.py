@@ -36,9 +36,18 @@ from . import log  # noqa: E402  (the constants above must exist before the subm
 from . import dp  # noqa: E402
 from . import application  # noqa: E402
 from . import upgrade  # noqa: E402
-from . import maapi  # noqa: E402
-from . import maagic  # noqa: E402
-from . import cdb  # noqa: E402
+
+# The transaction API is imported on first use (`ncs.maapi...` works without importing it
+# first, as in NSO): most VMs never use it, and every VM would otherwise compile it at start.
+_LAZY_SUBMODULES = frozenset(("maapi", "maagic", "cdb"))
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 __all__ = [
     "CONFD_OK",
