@@ -301,24 +301,34 @@ impl Transaction {
 
     /// Records and applies a change; a change that fails leaves the tree as it was.
     fn change(&mut self, change: Change) -> Result<(), DatastoreError> {
-        let ctx = self.ctx();
-        let mut copy_on_error = None;
-        if matches!(change, Change::Delete { .. }) {
-            // Deleting several instances could fail half-way; keep a copy to go back to.
-            copy_on_error = Some(self.tree.duplicate().map_err(|_| raw::last_error(ctx))?);
-        }
-        match apply_change(ctx, &mut self.tree, &change) {
+        match apply_change(self.ctx(), &mut self.tree, &change) {
             Ok(()) => {
                 self.changes.push(change);
                 Ok(())
             }
             Err(e) => {
-                if let Some(copy) = copy_on_error {
-                    self.tree = copy;
+                // Only a delete of several instances can fail half-way; rebuilding costs a
+                // copy of running, so it is paid on that failure, never on success.
+                if matches!(change, Change::Delete { .. }) {
+                    self.rebuild(self.changes.len())?;
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Goes back to running plus the first `keep` recorded changes (they applied before, so
+    /// they apply again).
+    fn rebuild(&mut self, keep: usize) -> Result<(), DatastoreError> {
+        let ctx = self.ctx();
+        self.changes.truncate(keep);
+        raw::clear_errors(ctx);
+        let mut tree = self.base.duplicate().map_err(|_| raw::last_error(ctx))?;
+        for change in &self.changes {
+            apply_change(ctx, &mut tree, change)?;
+        }
+        self.tree = tree;
+        Ok(())
     }
 
     /// Sets a leaf. For a leaf of type `empty`, any value creates it.
@@ -370,10 +380,6 @@ impl Transaction {
                 reason: format!("{} is not a leaf-list", schema.name()),
             });
         }
-        let before = self
-            .tree
-            .duplicate()
-            .map_err(|_| raw::last_error(self.ctx()))?;
         let changes_before = self.changes.len();
         let result = (|| {
             self.change(Change::Delete {
@@ -398,8 +404,7 @@ impl Transaction {
             Ok(())
         })();
         if result.is_err() {
-            self.tree = before;
-            self.changes.truncate(changes_before);
+            self.rebuild(changes_before)?;
         }
         result
     }
@@ -569,6 +574,31 @@ mod tests {
                 .unwrap(),
             ElemValue::Leaf("level-off".into())
         );
+    }
+
+    #[test]
+    fn rebuilding_keeps_exactly_the_first_changes() {
+        // What a change that fails half-way (a delete of several instances, a leaf-list
+        // replacement) goes back to.
+        let (_dir, ds) = open();
+        let mut t = ds.transaction(true).unwrap();
+        let names = "/ncs:devices/device-group{g}/device-name";
+        t.create("/ncs:devices/device-group{g}").unwrap();
+        t.set_leaf_list(names, &["a".into(), "b".into()]).unwrap();
+        let kept = t.changes.len();
+        t.set_leaf_list(names, &["c".into()]).unwrap();
+        t.set_elem(LEVEL, "level-off").unwrap();
+        t.rebuild(kept).unwrap();
+        assert_eq!(
+            t.get_elem(names).unwrap(),
+            ElemValue::LeafList(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            t.get_elem(LEVEL).unwrap(),
+            ElemValue::Leaf("level-info".into())
+        );
+        assert!(t.set_leaf_list(names, &["c".into(), "d\0".into()]).is_err());
+        assert_eq!(t.changes.len(), kept);
     }
 
     #[test]
