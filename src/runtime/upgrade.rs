@@ -3,7 +3,8 @@
 //! The server remembers the version of every package that came up (`package-versions.json` in
 //! the state directory). When a package starts (server start, `/ncs:packages/reload`) with
 //! another version than the one that last ran, and it has `upgrade` components, they run before
-//! the package's VM starts, as in NSO: in a short-lived VM of their own, each class instantiated
+//! the package's VM starts (a VM still running the previous version is stopped first), as in
+//! NSO: in a short-lived VM of their own, each class instantiated
 //! with no arguments and `upgrade(self, cdbsock, trans)` called, where `cdbsock` reads the data
 //! as it was before and `trans` is a write transaction on running. When every component returns
 //! True (or None), the server applies `trans` as one commit and records the new version. When
@@ -137,6 +138,11 @@ pub async fn run_pending(
             to = job.to,
             "upgrading package"
         );
+        // On a reload the previous version may still run: its code must not act on data that
+        // is being migrated. The reload starts the VM again afterwards (its spec changed).
+        if let Some(vm) = supervisor.resolve(&job.package) {
+            supervisor.stop(&vm).await;
+        }
         match run(supervisor, &job).await {
             Ok(()) => info!(package = job.package, to = job.to, "package upgraded"),
             Err(error) => {

@@ -163,6 +163,18 @@ UPGRADE = '''
     MODE = os.path.join(os.path.dirname(__file__), "..", "..", "mode")
 
 
+    def vm_running(name):
+        needle = ("PYVMD_VM_NAME=%s" % name).encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    if needle in f.read().split(b"\\0"):
+                        return True
+            except OSError:
+                pass
+        return False
+
+
     class Upgrade(ncs.upgrade.Upgrade):
         def upgrade(self, cdbsock, trans):
             with open(MODE) as f:
@@ -179,7 +191,7 @@ UPGRADE = '''
             root.ncs__devices.device.create("added-by-upgrade")
             _ncs.cdb.end_session(cdbsock)
             with open(RESULTS, "w") as f:
-                json.dump({"seen": seen, "mode": mode}, f)
+                json.dump({"seen": seen, "mode": mode, "old-vm-running": vm_running("upg")}, f)
             if mode == "raise":
                 raise ValueError("boom in upgrade")
             if mode == "hang":
@@ -306,7 +318,10 @@ class TestUpgradeComponents(MaapiTestCase):
 
     def test_5_a_hung_upgrade_is_killed_at_the_time_limit(self):
         upgrade_package(self.server.packages_dir, "4.0", "hang")
+        self.assertTrue(vm_pids("upg"))
         self.reload()
+        self.assertFalse(self.results("upg")["old-vm-running"],
+                         "the VM of the previous version must be stopped during the upgrade")
         status, info = self.package_status("upg")
         self.assertEqual(status, "program-code-error")
         self.assertIn("did not finish within 3 s", info)
