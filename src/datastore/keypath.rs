@@ -186,6 +186,15 @@ pub fn data_children(
     out
 }
 
+/// The default value of a leaf, canonical; `None` when it has none. (`yang5`'s
+/// `default_value_canonical` alone gives `""` for a string leaf without a default.)
+pub fn default_value(node: &SchemaNode<'_>) -> Option<String> {
+    if !node.has_default() {
+        return None;
+    }
+    node.default_value_canonical().ok().flatten()
+}
+
 /// True if `prefix` names `node`'s module (by prefix or by name).
 fn module_matches(node: &SchemaNode<'_>, prefix: &str) -> bool {
     let module = node.module();

@@ -202,7 +202,7 @@ impl Transaction {
                 if let Ok(node) = self.tree.find_path(&resolved.data_path) {
                     return Ok(ElemValue::Leaf(node.value_canonical().unwrap_or_default()));
                 }
-                match schema.default_value_canonical().ok().flatten() {
+                match keypath::default_value(&schema) {
                     Some(default) if self.owner_exists(keypath)? => Ok(ElemValue::Leaf(default)),
                     _ => Err(DatastoreError::DataMissing {
                         path: keypath.to_owned(),
@@ -495,6 +495,17 @@ mod tests {
             ElemValue::Leaf("level-debug".into())
         );
         assert!(!t.is_dirty());
+    }
+
+    #[test]
+    fn an_unset_leaf_without_default_does_not_exist() {
+        let (_dir, ds) = open();
+        let mut t = ds.transaction(true).unwrap();
+        t.create("/ncs:devices/device{d}").unwrap();
+        assert!(matches!(
+            t.get_elem("/ncs:devices/device{d}/authgroup"),
+            Err(DatastoreError::DataMissing { .. })
+        ));
     }
 
     #[test]

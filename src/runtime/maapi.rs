@@ -386,7 +386,7 @@ fn describe(ctx: &'static yang5::context::Context, node: Option<&SchemaNode<'sta
         "config": node.is_config(),
         "keys": node.list_keys().map(|k| k.name().to_owned()).collect::<Vec<_>>(),
         "type": type_name(node),
-        "default": node.default_value_canonical().ok().flatten(),
+        "default": keypath::default_value(node),
         "children": children,
     })
 }
@@ -503,6 +503,11 @@ mod tests {
         );
         assert_eq!(level["type"], "enumeration");
         assert_eq!(level["default"], "level-info");
+        let authgroup = ok(
+            &mut s,
+            json!({"op": "schema", "path": "/ncs:devices/device/authgroup"}),
+        );
+        assert_eq!(authgroup["default"], Value::Null);
         let vm = ok(&mut s, json!({"op": "schema", "path": "/ncs:python-vm"}));
         assert!(
             vm["children"]

@@ -51,8 +51,8 @@ MAAPI_USER = '''
                 t.apply()
             with ncs.maapi.single_read_trans("admin", "system") as t:
                 root = ncs.maagic.get_root(t)
-                out["devices"] = [[d.name, d.address, d.port] for d in root.ncs__devices.device]
-                out["count"] = len(root.ncs__devices.device)
+                out["devices"] = [[d.name, d.address, d.port] for d in root.ncs__devices.device
+                                  if d.name.startswith("ce")]
                 out["has-ce0"] = "ce0" in root.ncs__devices.device
                 out["group"] = list(root.ncs__devices.device_group["g1"].device_name)
                 out["default-level"] = root.ncs__python_vm.logging.level
@@ -78,6 +78,65 @@ MAAPI_USER = '''
             with open(RESULTS, "w") as f:
                 json.dump(out, f)
             self.log.info("maapi scenario done")
+'''
+
+
+MAAPI_MORE = '''
+    import json
+    import os
+    import socket
+
+    import _ncs
+    import ncs
+    from ncs.application import Application
+
+    RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "results.json")
+
+
+    class Main(Application):
+        def setup(self):
+            out = {}
+            # The long form: a Maapi, a user session, a write transaction.
+            with ncs.maapi.Maapi() as m:
+                with ncs.maapi.Session(m, "admin", "system"):
+                    t = m.start_write_trans()
+                    root = ncs.maagic.get_root(m)
+                    group = root.ncs__devices.device_group.create("more")
+                    for name in ("x1", "x2", "x3"):
+                        root.ncs__devices.device.create(name).port = 22
+                    group.device_name = ["x1"]
+                    group.device_name.create("x2")
+                    group.device_name.create("x3")
+                    group.device_name.remove("x1")
+                    out["leaf-list"] = group.device_name.as_list()
+                    out["x1-in"] = "x1" in group.device_name
+                    del root.ncs__devices.device["x1"]
+                    root.ncs__devices.device["x2"].port = None
+                    out["x2-port"] = root.ncs__devices.device["x2"].port
+                    node = ncs.maagic.get_node(t, "/ncs:devices/device{x3}")
+                    out["get-node"] = [node.name, node.port]
+                    out["as-pyval"] = ncs.maagic.as_pyval(root.ncs__devices.device["x3"])
+                    t.safe_create("/ncs:devices/device{x3}")
+                    t.validate()
+                    t.apply()
+            # CDB reads with a working directory.
+            sock = socket.socket()  # as NSO code makes one; nothing is connected for real
+            _ncs.cdb.connect(sock, _ncs.cdb.READ_SOCKET, "127.0.0.1", _ncs.PORT)
+            _ncs.cdb.start_session(sock, _ncs.cdb.RUNNING)
+            _ncs.cdb.cd(sock, "/ncs:devices/device{x3}")
+            out["cdb-cwd"] = _ncs.cdb.getcwd(sock)
+            out["cdb-relative"] = str(_ncs.cdb.get(sock, "port"))
+            out["cdb-count"] = _ncs.cdb.num_instances(
+                sock, "/ncs:devices/device-group{more}/device-name")
+            out["cdb-exists"] = _ncs.cdb.exists(sock, "/ncs:devices/device{x1}")
+            _ncs.cdb.end_session(sock)
+            # Operational data: presence containers and empty leaves of /ncs:packages.
+            with ncs.maapi.single_read_trans("admin", "system", db=ncs.OPERATIONAL) as t:
+                me = ncs.maagic.get_root(t).ncs__packages.package["maapi-more"]
+                out["python-package"] = me.python_package.exists()
+                out["oper-up"] = me.oper_status.up
+            with open(RESULTS, "w") as f:
+                json.dump(out, f)
 '''
 
 
@@ -116,18 +175,24 @@ class TestTransactions(MaapiTestCase):
     def write_packages(cls, root, tmp):
         package(root, "maapi-user", [("main", "maapi_user.Main")])
         write(os.path.join(root, "maapi-user/python/maapi_user/__init__.py"), MAAPI_USER)
+        package(root, "maapi-more", [("main", "maapi_more.Main")])
+        write(os.path.join(root, "maapi-more/python/maapi_more/__init__.py"), MAAPI_MORE)
+
+    # The two packages run at the same time: each looks at its own devices (ce*, x*).
+
+    def ce_devices(self):
+        return {k: v for k, v in self.devices().items() if k.startswith("ce")}
 
     def test_writes_are_applied_to_running(self):
         r = self.results("maapi-user")
         self.assertTrue(r["before-apply"])
-        self.assertEqual(self.devices(), {"ce0": ("10.0.0.1", "830", None),
-                                          "ce 1": ("10.0.0.2", None, None)})
+        self.assertEqual(self.ce_devices(), {"ce0": ("10.0.0.1", "830", None),
+                                             "ce 1": ("10.0.0.2", None, None)})
 
     def test_reads_give_python_values(self):
         r = self.results("maapi-user")
         self.assertEqual(sorted(r["devices"]), [["ce 1", "10.0.0.2", None],
                                                 ["ce0", "10.0.0.1", 830]])
-        self.assertEqual(r["count"], 2)
         self.assertTrue(r["has-ce0"])
         self.assertEqual(sorted(r["group"]), ["ce 1", "ce0"])
         self.assertEqual(r["default-level"], "level-info")
@@ -144,10 +209,29 @@ class TestTransactions(MaapiTestCase):
         self.assertIsNotNone(r["invalid-apply"])
         self.assertIn("ghost", r["invalid-apply"][1])
 
+    def test_maagic_lists_leaf_lists_and_cdb_paths(self):
+        r = self.results("maapi-more")
+        self.assertEqual(r["leaf-list"], ["x2", "x3"])
+        self.assertFalse(r["x1-in"])
+        self.assertIsNone(r["x2-port"])
+        self.assertEqual(r["get-node"], ["x3", 22])
+        self.assertEqual(r["as-pyval"], {"name": "x3", "port": 22})
+        self.assertEqual(r["cdb-cwd"], "/ncs:devices/device{x3}")
+        self.assertEqual(r["cdb-relative"], "22")
+        self.assertFalse(r["cdb-exists"])
+        self.assertTrue(r["python-package"])
+        self.assertIs(r["oper-up"], True)
+        devices = self.devices()
+        self.assertNotIn("x1", devices)
+        self.assertEqual(devices["x2"], (None, None, None))
+        self.assertEqual(devices["x3"], (None, "22", None))
+        self.assertEqual(r["cdb-count"], 2)
+
     def test_a_failed_apply_changes_nothing(self):
         self.results("maapi-user")
         doc = parse(self.m.get_config(source="running", filter=(
-            "subtree", '<devices xmlns="%s"><device-group/></devices>' % NCS_NS)).xml)
+            "subtree", '<devices xmlns="%s"><device-group><name>g1</name></device-group>'
+            '</devices>' % NCS_NS)).xml)
         names = sorted(e.text for e in doc.iterfind(".//ncs:device-name", NSMAP))
         self.assertEqual(names, ["ce 1", "ce0"])
 
