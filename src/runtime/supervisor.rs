@@ -148,6 +148,28 @@ impl Supervisor {
         &self.options
     }
 
+    /// Starts the process of the VM `spec` describes; returns it with the start message it is
+    /// to be sent (with the current log settings).
+    pub(super) fn spawn(&self, spec: &VmSpec) -> std::io::Result<(VmProcess, VmStart)> {
+        let config = self.config();
+        let start = VmStart {
+            protocol: PROTOCOL_VERSION,
+            vm_name: spec.name.clone(),
+            log_file: config.vm_log_file(&self.options.log_dir, &spec.name),
+            log_level: config.level_for(&spec.name, &spec.package_names()),
+            self_assign: config.self_assign,
+            sys_path: spec.sys_path.clone(),
+            site_dirs: spec.site_dirs.clone(),
+            packages: spec.packages.clone(),
+        };
+        let process = VmProcess::spawn(
+            &self.options,
+            &spec.name,
+            &config.shared_log_file(&self.options.log_dir),
+        )?;
+        Ok((process, start))
+    }
+
     /// A fresh set of transactions for one VM process.
     pub fn maapi_sessions(&self) -> MaapiSessions {
         MaapiSessions::new(Arc::clone(&self.datastore), Arc::clone(&self.operational))
@@ -386,26 +408,11 @@ impl Supervisor {
 
     /// Runs the VM process once, until it exits.
     async fn run_once(&self, vm: &str) -> Exit {
-        let config = self.config();
         let Some(spec) = self.vms().get(vm).map(|e| e.spec.clone()) else {
             return Exit::Stopped;
         };
-        let start = VmStart {
-            protocol: PROTOCOL_VERSION,
-            vm_name: spec.name.clone(),
-            log_file: config.vm_log_file(&self.options.log_dir, vm),
-            log_level: config.level_for(vm, &spec.package_names()),
-            self_assign: config.self_assign,
-            sys_path: spec.sys_path.clone(),
-            site_dirs: spec.site_dirs.clone(),
-            packages: spec.packages.clone(),
-        };
-        let mut process = match VmProcess::spawn(
-            &self.options,
-            vm,
-            &config.shared_log_file(&self.options.log_dir),
-        ) {
-            Ok(p) => p,
+        let (mut process, start) = match self.spawn(&spec) {
+            Ok(spawned) => spawned,
             Err(e) => return Exit::Failed(format!("cannot start the VM process: {e}")),
         };
         info!(vm, pid = process.child.id(), "VM process started");

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::packages::{ComponentKind, OperStatus, PackageSet};
-use super::supervisor::{Supervisor, VmProcess};
+use super::supervisor::{Supervisor, VmSpec};
 use crate::datastore::write_atomically;
-use crate::vm::protocol::{FromVm, PROTOCOL_VERSION, ToVm, VmComponent, VmPackage, VmStart};
+use crate::vm::protocol::{FromVm, ToVm, VmComponent, VmPackage};
 
 /// The file, in the state directory, that records package versions.
 pub const VERSIONS_FILE: &str = "package-versions.json";
@@ -172,8 +172,6 @@ pub async fn run_pending(
 /// Runs one package's upgrade components in a VM of their own and applies their transaction.
 async fn run(supervisor: &Supervisor, job: &UpgradeJob) -> Result<(), String> {
     let options = supervisor.options();
-    let config = supervisor.config();
-    let vm_name = format!("{}-upgrade", job.package);
     let mut maapi = supervisor.maapi_sessions();
     let datastore_error = |e: crate::datastore::DatastoreError| e.to_string();
     let trans = maapi
@@ -186,22 +184,20 @@ async fn run(supervisor: &Supervisor, job: &UpgradeJob) -> Result<(), String> {
         .map_err(datastore_error)?;
     let th = maapi.open_server_owned(trans);
     let cdb_th = maapi.open_server_owned(before);
-    let start = VmStart {
-        protocol: PROTOCOL_VERSION,
-        vm_name: vm_name.clone(),
-        log_file: config.vm_log_file(&options.log_dir, &vm_name),
-        log_level: config.level_for(&vm_name, std::slice::from_ref(&job.package)),
-        self_assign: config.self_assign,
-        sys_path: job.sys_path.clone(),
-        site_dirs: job.site_dirs.clone(),
+    let spec = VmSpec {
+        name: format!("{}-upgrade", job.package),
         packages: vec![VmPackage {
             name: job.package.clone(),
             components: job.components.clone(),
         }],
+        sys_path: job.sys_path.clone(),
+        site_dirs: job.site_dirs.clone(),
+        // Not compared with anything: an upgrade VM runs once.
+        fingerprint: 0,
     };
-    let mut process =
-        VmProcess::spawn(options, &vm_name, &config.shared_log_file(&options.log_dir))
-            .map_err(|e| format!("cannot start the upgrade VM: {e}"))?;
+    let (mut process, start) = supervisor
+        .spawn(&spec)
+        .map_err(|e| format!("cannot start the upgrade VM: {e}"))?;
     let _ = process
         .commands
         .send(ToVm::Upgrade { start, th, cdb_th })
