@@ -417,13 +417,6 @@ class TestTimeouts(RuntimeTestCase):
     server_args = ("--vm-start-timeout", "2", "--vm-heartbeat", "1")
 
     @classmethod
-    def setUpClass(cls):
-        cls.server = PyvmdServer(extra_args=cls.server_args, name=cls.__name__)
-        cls.write_packages(cls.server.packages_dir, cls.server.tmp)
-        cls.server.start()
-        cls.m = cls.server.connect()
-
-    @classmethod
     def write_packages(cls, root, tmp):
         package(root, "app-slow", [("main", "app_slow.Main")])
         write(os.path.join(root, "app-slow/python/app_slow/__init__.py"), """
