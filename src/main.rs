@@ -108,6 +108,9 @@ struct ServeArgs {
     /// Seconds a package's upgrade components may run before the upgrade is failed.
     #[arg(long, default_value_t = 300)]
     vm_upgrade_timeout: u64,
+    /// Seconds an action callback (`cb_action`) may run before the client gets an error.
+    #[arg(long, default_value_t = 240)]
+    vm_action_timeout: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -152,6 +155,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         vm_start_timeout: Duration::from_secs(args.vm_start_timeout),
         vm_heartbeat: Duration::from_secs(args.vm_heartbeat.max(1)),
         vm_upgrade_timeout: Duration::from_secs(args.vm_upgrade_timeout.max(1)),
+        vm_action_timeout: Duration::from_secs(args.vm_action_timeout.max(1)),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

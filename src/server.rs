@@ -15,7 +15,7 @@ use crate::netconf::capabilities::{MODULE_FEATURES, protocol_capabilities};
 use crate::netconf::library::Library;
 use crate::netconf::sessions::Sessions;
 use crate::netconf::{NetconfServer, session};
-use crate::runtime::{Runtime, SupervisorOptions};
+use crate::runtime::{Runtime, SupervisorOptions, packages};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
 use crate::yang::YangContext;
 
@@ -48,12 +48,21 @@ pub struct ServeOptions {
     pub vm_heartbeat: Duration,
     /// How long a package's upgrade components may run.
     pub vm_upgrade_timeout: Duration,
+    /// How long an action callback may run.
+    pub vm_action_timeout: Duration,
 }
 
 /// Runs the server until a termination signal arrives.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let yang = YangContext::load(&options.yang_dir, MODULE_FEATURES)
-        .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    // Packages come first: their YANG joins the schema that the datastores are opened with.
+    let mut packages = packages::discover(&options.packages_dir);
+    let (yang, yang_failures) = YangContext::load_with_packages(
+        &options.yang_dir,
+        &packages.yang_sources(),
+        MODULE_FEATURES,
+    )
+    .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    packages.mark_yang_failures(&yang_failures);
     let library = Library::new(&yang);
     let mut capabilities = protocol_capabilities();
     capabilities.extend(library.capabilities());
@@ -77,8 +86,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             stop_timeout: Duration::from_secs(15),
             heartbeat: options.vm_heartbeat,
             upgrade_timeout: options.vm_upgrade_timeout,
+            action_timeout: options.vm_action_timeout,
         },
         options.packages_dir.clone(),
+        packages,
         &options.state_dir,
         Arc::clone(&datastore),
     )

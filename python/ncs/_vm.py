@@ -456,3 +456,154 @@ def _upgrade(package, component, module_name, class_name, th, cdb_th):
     _log.error("upgrade() of %s (package %s, component %s) returned %r", display_name,
                package, component, result)
     return "upgrade() returned %r" % (result,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls from the server: action callbacks
+
+
+class UserInfo:
+    """NSO's ``uinfo``: who invoked the callback."""
+
+    def __init__(self, username, context="netconf"):
+        self.username = username
+        self.context = context
+        self.usid = 0
+        self.actx_thandle = -1
+
+    def __repr__(self):
+        return "UserInfo(username=%r, context=%r)" % (self.username, self.context)
+
+
+# Running callbacks per instance, for the self-assign check: id(instance) → {thread: info}.
+_active_lock = threading.Lock()
+_active = {}
+
+
+class _Active:
+    """Marks a callback on ``instance`` as running in this thread (see ``check_self_assign``)."""
+
+    def __init__(self, instance, keypath, alarm):
+        self.key = id(instance)
+        self.info = (keypath, alarm)
+
+    def __enter__(self):
+        with _active_lock:
+            _active.setdefault(self.key, {})[threading.get_ident()] = self.info
+
+    def __exit__(self, *exc):
+        with _active_lock:
+            running = _active.get(self.key, {})
+            running.pop(threading.get_ident(), None)
+            if not running:
+                _active.pop(self.key, None)
+
+
+def check_self_assign(instance, name):
+    """Called by the ``__setattr__`` of Service, NanoService and Action: while one of their
+    create or action callbacks runs, assigning to ``self`` is not thread safe (one instance
+    serves every callback of its point, concurrently). Logs or raises an alarm, as
+    ``/python-vm/sanity-checks/self-assign-warning`` says; the assignment happens anyway."""
+    with _active_lock:
+        running = _active.get(id(instance))
+        if not running:
+            return
+        info = running.get(threading.get_ident()) or next(iter(running.values()))
+    mode = _pyvmd.self_assign_mode() if _pyvmd is not None else "off"
+    if mode == "off":
+        return
+    keypath, alarm = info
+    frame = traceback.extract_stack(limit=3)[0]
+    text = ("Assigning to self is not thread safe: %s\n  File \"%s\", line %s, in %s\n    %s"
+            % (keypath, frame.filename, frame.lineno, frame.name, (frame.line or "").strip()))
+    logging.getLogger(type(instance).__module__).warning(text)
+    if mode == "alarm" and alarm is not None:
+        _pyvmd.self_assign_alarm(keypath, text, alarm["path"],
+                                 [tuple(p) for p in alarm["prefixes"]])
+
+
+def _callback_method(instance, kind):
+    """The method of ``instance`` decorated as a ``kind`` callback (``@Action.action``...)."""
+    cls = type(instance)
+    for attr in dir(cls):
+        if getattr(getattr(cls, attr, None), "_ncs_callback", None) == kind:
+            return getattr(instance, attr)
+    return None
+
+
+def dispatch(call_id, text):
+    """Runs a call of the server in a thread of its own and returns at once (called by the
+    VM's reader thread, which must go on reading: the callback's own requests need it)."""
+    import json
+
+    call = json.loads(text)
+    thread = threading.Thread(target=_run_call, args=(call_id, call), daemon=True,
+                              name="%s:%s" % (call.get("kind", "call"), call.get("point")))
+    thread.start()
+
+
+def _reply(call_id, ok, value=None, code=None, message=None):
+    import json
+
+    reply = {"ok": ok, "value": value}
+    if not ok:
+        reply["code"] = code
+        reply["message"] = message
+    _pyvmd.call_result(call_id, json.dumps(reply))
+
+
+def _run_call(call_id, call):
+    try:
+        if call.get("kind") == "action":
+            ok, value = _run_action(call)
+        else:
+            ok, value = False, "unknown call %r" % (call.get("kind"),)
+    except BaseException as exc:  # noqa: BLE001  (a bug of ours must still answer the call)
+        _log.exception("call %s failed", call_id)
+        ok, value = False, _last_line(exc)
+    if ok:
+        _reply(call_id, True, value)
+    else:
+        _reply(call_id, False, code="callback", message=value)
+
+
+def _run_action(call):
+    """Runs ``cb_action`` of the class registered for the call's actionpoint; (True, output)
+    or (False, the error message)."""
+    from . import CONFD_ERR, _params
+
+    point = call["point"]
+    reg = lookup("action", point)
+    if reg is None:
+        return False, ("no action callback is registered for the actionpoint %s" % point)
+    instance = reg.instance
+    method = _callback_method(instance, "action")
+    if method is None:
+        return False, ("%s (actionpoint %s) has no method decorated with @Action.action"
+                       % (type(instance).__name__, point))
+    threading.current_thread().ncs_context = reg.app.__dict__["_ncs_state"].ctx
+    kp = call["kp"]
+    params = call["params"]
+    action_path = "%s/%s" % (kp, call["name"])
+    inp = _params.from_json(params["input"], call["input"], action_path)
+    out = _params.new(params["output"], action_path)
+    uinfo = UserInfo(call.get("user", ""))
+    try:
+        with _Active(instance, kp, call.get("alarm")):
+            if getattr(method, "_ncs_takes_trans", False):
+                from . import maapi
+
+                with maapi.single_read_trans(uinfo.username, "system") as trans:
+                    result = method(uinfo, call["name"], kp, inp, out, trans)
+            else:
+                result = method(uinfo, call["name"], kp, inp, out)
+    except BaseException as exc:  # noqa: BLE001  (package code: any failure is the client's error)
+        # The traceback goes to the VM's log; the client gets the message.
+        logging.getLogger(type(instance).__module__).error(
+            "action %s (actionpoint %s) failed: %s", action_path, point, _last_line(exc),
+            exc_info=exc)
+        message = str(exc) or type(exc).__name__
+        return False, message
+    if result == CONFD_ERR:
+        return False, "the action callback of %s returned CONFD_ERR" % point
+    return True, out._to_json()

@@ -40,6 +40,14 @@ class _Callbacks:
     def init(self, init_args):
         """Custom initialisation: called with the ``init_args`` given at registration."""
 
+    def __setattr__(self, name, value):
+        # Assigning to self while a callback runs is not thread safe: the instance serves
+        # every callback of its point. The check warns (or alarms) and assigns anyway.
+        from . import _vm
+
+        _vm.check_self_assign(self, name)
+        object.__setattr__(self, name, value)
+
 
 class Action(_Callbacks):
     """Base class of action callbacks: decorate ``cb_action`` with :meth:`Action.action`.

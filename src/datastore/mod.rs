@@ -32,6 +32,7 @@ pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use persist::write_atomically;
+pub use raw::{clear_errors, last_error};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;

@@ -80,6 +80,32 @@ pub struct ManagedObject {
 }
 
 impl ManagedObject {
+    /// The instance-identifier of a data node, every name qualified by its module's name
+    /// (`/demo:tools/demo:host[demo:name='h1']`).
+    pub fn of_data_node(node: &yang5::data::DataNodeRef<'_>) -> ManagedObject {
+        let mut path = String::new();
+        let mut prefixes: Vec<(String, String)> = Vec::new();
+        let nodes: Vec<_> = node.inclusive_ancestors().collect();
+        for n in nodes.iter().rev() {
+            let schema = n.schema();
+            let module = schema.module();
+            let prefix = module.name().to_owned();
+            if !prefixes.iter().any(|(p, _)| *p == prefix) {
+                prefixes.push((prefix.clone(), module.namespace().to_owned()));
+            }
+            path.push_str(&format!("/{prefix}:{}", schema.name()));
+            for key in n.list_keys() {
+                let value = key.value_canonical().unwrap_or_default();
+                path.push_str(&format!(
+                    "[{prefix}:{}={}]",
+                    key.schema().name(),
+                    quote_xpath(&value)
+                ));
+            }
+        }
+        ManagedObject { path, prefixes }
+    }
+
     /// `/ncs:packages/ncs:package[ncs:name='<name>']`.
     pub fn package(name: &str) -> ManagedObject {
         ManagedObject {

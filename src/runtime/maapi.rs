@@ -309,7 +309,7 @@ impl MaapiSessions {
 }
 
 /// The kind of a schema node, as `ncs.maagic` names it.
-fn kind_name(node: &SchemaNode<'_>) -> &'static str {
+pub(super) fn kind_name(node: &SchemaNode<'_>) -> &'static str {
     match node.kind() {
         SchemaNodeKind::List => "list",
         SchemaNodeKind::Leaf => "leaf",
@@ -323,7 +323,7 @@ fn kind_name(node: &SchemaNode<'_>) -> &'static str {
 }
 
 /// The base type of a leaf or leaf-list (a leafref's target type).
-fn type_name(node: &SchemaNode<'_>) -> Option<&'static str> {
+pub(super) fn type_name(node: &SchemaNode<'_>) -> Option<&'static str> {
     let leaf_type = node.leaf_type()?;
     let base = match leaf_type.base_type() {
         DataValueType::LeafRef => leaf_type

@@ -3,6 +3,7 @@
 //! `reload` actions). It follows the running datastore: a committed change of `/python-vm`
 //! reaches the VMs at once.
 
+mod actions;
 mod alarms;
 mod config;
 mod maapi;
@@ -11,6 +12,7 @@ mod status;
 mod supervisor;
 mod upgrade;
 
+pub use actions::{PackageAction, actionpoint, package_action};
 pub use config::PythonVmConfig;
 pub use supervisor::{ComponentStatus, SupervisorOptions, VmSpec, VmStatus};
 
@@ -46,6 +48,30 @@ pub enum ActionError {
     /// No such action is implemented here.
     #[error("the action {0} has no handler in this server")]
     Unknown(String),
+    /// No running VM registered the actionpoint.
+    #[error(
+        "no Python code registered the actionpoint {point} (for {path}); the package that registers it is not running"
+    )]
+    NotRegistered {
+        /// The actionpoint.
+        point: String,
+        /// The action's keypath.
+        path: String,
+    },
+    /// The callback raised, returned `CONFD_ERR`, timed out or its VM ended.
+    #[error("{message}")]
+    Failed {
+        /// What the client reads: the Python message, or why there was no answer.
+        message: String,
+    },
+    /// The callback's output does not fit the model.
+    #[error("the action {path} returned an output that does not fit its model: {message}")]
+    BadOutput {
+        /// The action's keypath.
+        path: String,
+        /// libyang's complaint.
+        message: String,
+    },
 }
 
 /// One action invocation: the data path of the action node and its input leaves.
@@ -81,17 +107,18 @@ pub struct Runtime {
 const NS_NCS: &str = "http://tail-f.com/ns/ncs";
 
 impl Runtime {
-    /// Reads the packages, runs the upgrade components of those whose version changed, starts
+    /// Takes the packages (read from `packages_dir`, their YANG already loaded), runs the upgrade components of those whose version changed, starts
     /// their VMs, and follows the running configuration.
     pub async fn start(
         options: SupervisorOptions,
         packages_dir: PathBuf,
+        packages: PackageSet,
         state_dir: &Path,
         datastore: Arc<Datastore>,
     ) -> Arc<Runtime> {
         let mut running = datastore.subscribe();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
-        let mut packages = packages::discover(&packages_dir);
+        let mut packages = packages;
         let alarms = Arc::new(AlarmList::default());
         apply_alarm_filter(&alarms, &running.borrow());
         // The VMs' operational transactions read what `get` shows, which the runtime itself
@@ -208,6 +235,62 @@ impl Runtime {
             .ok_or_else(|| ActionError::InvalidInput {
                 leaf: "name".into(),
                 message: format!("no VM or package named \"{name}\""),
+            })
+    }
+
+    /// Runs a package action (see [`actions`]): the VM that registered its actionpoint calls
+    /// `cb_action`; the output is built and validated against the model (and `running`, for
+    /// references into the configuration). Returns the output's XML.
+    pub async fn package_action(
+        &self,
+        action: PackageAction,
+        user: &str,
+        running: Arc<yang5::data::DataTree<'static>>,
+    ) -> Result<String, ActionError> {
+        let keypath = format!("{}/{}", action.keypath, action.name);
+        let vm = self
+            .supervisor
+            .vm_for_point("action", &action.point)
+            .ok_or_else(|| ActionError::NotRegistered {
+                point: action.point.clone(),
+                path: keypath.clone(),
+            })?;
+        let call = serde_json::json!({
+            "kind": "action",
+            "point": action.point,
+            "name": action.name,
+            "kp": action.keypath,
+            "input": action.input,
+            "params": action.params,
+            "user": user,
+            "alarm": {
+                "path": action.managed_object.path,
+                "prefixes": action.managed_object.prefixes,
+            },
+        });
+        let timeout = self.supervisor.options().action_timeout;
+        let reply = self
+            .supervisor
+            .call(&vm, call, timeout)
+            .await
+            .map_err(|e| ActionError::Failed {
+                message: format!("the action {keypath} failed: {e}"),
+            })?;
+        if !reply.ok {
+            return Err(ActionError::Failed {
+                message: reply
+                    .message
+                    .unwrap_or_else(|| format!("the action {keypath} failed")),
+            });
+        }
+        tokio::task::spawn_blocking(move || actions::reply_xml(&running, &action, &reply.value))
+            .await
+            .map_err(|e| ActionError::Failed {
+                message: format!("internal error: {e}"),
+            })?
+            .map_err(|message| ActionError::BadOutput {
+                path: keypath,
+                message,
             })
     }
 
@@ -332,8 +415,8 @@ mod tests {
         let specs = vm_specs(&packages::discover(&dir));
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         // common-lib is a library: its own VM would run nothing.
-        assert_eq!(names, ["hello-worker", "shared-vm"]);
-        let shared = &specs[1];
+        assert_eq!(names, ["demo-actions", "hello-worker", "shared-vm"]);
+        let shared = &specs[2];
         assert_eq!(shared.package_names(), ["shared-a", "shared-b"]);
         assert!(
             shared

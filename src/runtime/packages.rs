@@ -444,6 +444,48 @@ impl PackageSet {
         PackageSet { packages }
     }
 
+    /// The YANG of the packages that are up, each after those it requires: every `*.yang`
+    /// file in the package's `src/yang/`, in file-name order.
+    pub fn yang_sources(&self) -> Vec<crate::yang::PackageYang> {
+        let index = name_index(&self.packages);
+        dependency_order(&self.packages, &index, |p| p.status.is_up())
+            .into_iter()
+            .map(|i| &self.packages[i])
+            .filter_map(|p| {
+                let mut files: Vec<PathBuf> = fs::read_dir(p.dir.join("src/yang"))
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|path| {
+                        path.extension().is_some_and(|x| x == "yang")
+                            && !path
+                                .file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                            && path.is_file()
+                    })
+                    .collect();
+                files.sort();
+                (!files.is_empty()).then(|| crate::yang::PackageYang {
+                    package: p.name.clone(),
+                    files,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the packages whose YANG did not load (`failed`: package → libyang's message) as
+    /// `file-load-error`, and the packages that require them as missing a dependency.
+    pub fn mark_yang_failures(&mut self, failed: &BTreeMap<String, String>) {
+        for p in &mut self.packages {
+            if let Some(message) = failed.get(&p.name).filter(|_| p.status.is_up()) {
+                p.status = OperStatus::FileLoadError;
+                p.error_info = Some(format!("YANG: {message}"));
+            }
+        }
+        let index = name_index(&self.packages);
+        mark_missing(&mut self.packages, &index);
+    }
+
     /// The package called `name` (the first one, should the name be duplicated).
     pub fn get(&self, name: &str) -> Option<&Package> {
         self.packages.iter().find(|p| p.name == name)
@@ -2166,7 +2208,13 @@ mod tests {
         let names: Vec<&str> = set.packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["common-lib", "hello-worker", "shared-a", "shared-b"]
+            [
+                "common-lib",
+                "demo-actions",
+                "hello-worker",
+                "shared-a",
+                "shared-b"
+            ]
         );
         for p in &set.packages {
             assert_eq!(p.status, OperStatus::Up, "{}: {:?}", p.name, p.error_info);
@@ -2183,11 +2231,12 @@ mod tests {
             summary,
             [
                 ("common-lib", vec!["common-lib"], false),
+                ("demo-actions", vec!["demo-actions"], true),
                 ("hello-worker", vec!["hello-worker"], true),
                 ("shared-vm", vec!["shared-a", "shared-b"], true),
             ]
         );
-        let shared = &groups[2];
+        let shared = &groups[3];
         let py = |name: &str| absolute(&dir.join(name).join("python"));
         assert_eq!(
             shared.sys_path,

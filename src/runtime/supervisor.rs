@@ -5,10 +5,11 @@
 //! and restarts it with back-off when it dies unexpectedly; a VM stopped on purpose (the `stop`
 //! action, shutdown) stays down until it is started again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ use super::config::PythonVmConfig;
 use super::maapi::{MaapiSessions, OperationalSource};
 use crate::datastore::Datastore;
 use crate::vm::protocol::{
-    ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, ToVm, VmPackage, VmStart,
+    ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, Reply, ThreadState, ToVm,
+    VmPackage, VmStart,
 };
 
 /// What a VM runs: derived from the packages that share a vm-name.
@@ -87,6 +89,8 @@ pub struct SupervisorOptions {
     pub heartbeat: Duration,
     /// How long a package's upgrade components may run before the upgrade is failed.
     pub upgrade_timeout: Duration,
+    /// How long an action callback may run before its caller gets an error.
+    pub action_timeout: Duration,
 }
 
 struct VmEntry {
@@ -102,6 +106,9 @@ struct VmEntry {
     wake: Arc<tokio::sync::Notify>,
     /// Those waiting for the process to end (stop action, shutdown).
     exit_waiters: Vec<oneshot::Sender<()>>,
+    /// Callbacks sent to the running process and not answered yet, by call id. Dropped when
+    /// the process ends, which tells their callers.
+    calls: HashMap<u64, oneshot::Sender<Reply>>,
 }
 
 /// Owns every VM.
@@ -110,10 +117,26 @@ pub struct Supervisor {
     /// Where package-load-failure alarms go.
     alarms: Arc<AlarmList>,
     vms: Mutex<BTreeMap<String, VmEntry>>,
+    /// The id of the last [`ToVm::Call`].
+    last_call: AtomicU64,
     config: Mutex<PythonVmConfig>,
     /// What the VMs' transactions (`ncs.maapi`) work on.
     datastore: Arc<Datastore>,
     operational: OperationalSource,
+}
+
+/// Why a callback in a VM got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The VM is not running.
+    #[error("its Python VM is not running")]
+    NotRunning,
+    /// The VM ended before it answered.
+    #[error("its Python VM ended during the call")]
+    Died,
+    /// No answer in time.
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
 }
 
 /// Why a VM process ended.
@@ -137,6 +160,7 @@ impl Supervisor {
             options,
             alarms,
             vms: Mutex::new(BTreeMap::new()),
+            last_call: AtomicU64::new(0),
             config: Mutex::new(config),
             datastore,
             operational,
@@ -187,6 +211,58 @@ impl Supervisor {
             .clone()
     }
 
+    /// The VM whose package code registered `point` as a callback of `kind` (`action`,
+    /// `service`, `validation`): the one showing `"<point> (<kind>)"` in its current status.
+    pub fn vm_for_point(&self, kind: &str, point: &str) -> Option<String> {
+        let entry_name = format!("{point} ({kind})");
+        self.vms().iter().find_map(|(name, entry)| {
+            (entry.commands.is_some()
+                && entry
+                    .status
+                    .current
+                    .iter()
+                    .any(|c| c.class_name == entry_name && c.state == ThreadState::Running))
+            .then(|| name.clone())
+        })
+    }
+
+    /// Runs a callback in `vm` ([`ToVm::Call`]) and waits at most `timeout` for its answer.
+    /// The callback goes on in the VM after a timeout; its late answer is dropped.
+    pub async fn call(
+        &self,
+        vm: &str,
+        call: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        let id = self.last_call.fetch_add(1, Ordering::Relaxed) + 1;
+        let (sender, receiver) = oneshot::channel();
+        let commands = {
+            let mut vms = self.vms();
+            let entry = vms.get_mut(vm).ok_or(CallError::NotRunning)?;
+            let commands = entry.commands.clone().ok_or(CallError::NotRunning)?;
+            entry.calls.insert(id, sender);
+            commands
+        };
+        if commands.send(ToVm::Call { id, call }).await.is_err() {
+            self.forget_call(vm, id);
+            return Err(CallError::NotRunning);
+        }
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(CallError::Died),
+            Err(_) => {
+                self.forget_call(vm, id);
+                Err(CallError::Timeout(timeout))
+            }
+        }
+    }
+
+    fn forget_call(&self, vm: &str, id: u64) {
+        if let Some(entry) = self.vms().get_mut(vm) {
+            entry.calls.remove(&id);
+        }
+    }
+
     /// Starts a VM for each spec (replacing none: call once at start-up, or after `remove`).
     pub fn add_and_start(self: &Arc<Self>, specs: Vec<VmSpec>) {
         for spec in specs {
@@ -201,6 +277,7 @@ impl Supervisor {
                     task_alive: false,
                     wake: Arc::new(tokio::sync::Notify::new()),
                     exit_waiters: Vec::new(),
+                    calls: HashMap::new(),
                 },
             );
             self.ensure_task(&name);
@@ -360,6 +437,7 @@ impl Supervisor {
                     return;
                 };
                 entry.commands = None;
+                entry.calls.clear();
                 entry.status.current.clear();
                 for waiter in entry.exit_waiters.drain(..) {
                     let _ = waiter.send(());
@@ -561,6 +639,32 @@ impl Supervisor {
                 FromVm::Fatal { message } => {
                     error!(vm, message, "VM cannot run");
                     mark_failed(&mut entry.status, &entry.spec, &message);
+                }
+                FromVm::CallResult { id, reply } => {
+                    if let Some(caller) = entry.calls.remove(&id) {
+                        let _ = caller.send(reply);
+                    }
+                }
+                FromVm::SelfAssignAlarm {
+                    keypath,
+                    text,
+                    managed_object,
+                    prefixes,
+                } => {
+                    warn!(vm, keypath, "{text}");
+                    self.alarms.raise(
+                        AlarmKey {
+                            device: "ncs".into(),
+                            alarm_type: "package-operation-failure",
+                            managed_object: ManagedObject {
+                                path: managed_object,
+                                prefixes,
+                            },
+                            specific_problem: String::new(),
+                        },
+                        Severity::Critical,
+                        &text,
+                    );
                 }
                 FromVm::Request { .. } | FromVm::Upgraded { .. } => {
                     warn!(vm, "unexpected message from a VM: {message:?}");

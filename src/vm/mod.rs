@@ -471,6 +471,28 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                 return;
             }
             Ok(Some(ToVm::Reply { id, reply })) => state.deliver(id, reply),
+            Ok(Some(ToVm::Call { id, call })) => {
+                // ncs._vm.dispatch only starts a thread for the call and returns.
+                Python::attach(|py| {
+                    let dispatched = py
+                        .import("ncs._vm")
+                        .and_then(|vm| vm.call_method1("dispatch", (id, call.to_string())));
+                    if let Err(e) = dispatched {
+                        state.log.write(
+                            vmlog::ERROR,
+                            MAIN_THREAD,
+                            &format!("dispatching call {id}: {e}"),
+                        );
+                        state.send(&FromVm::CallResult {
+                            id,
+                            reply: crate::vm::protocol::Reply::error(
+                                "internal",
+                                format!("the VM could not dispatch the call: {e}"),
+                            ),
+                        });
+                    }
+                });
+            }
             Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. })) => {
                 state.log.write(
                     vmlog::WARNING,

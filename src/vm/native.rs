@@ -240,6 +240,38 @@ pub mod _pyvmd {
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }
 
+    /// Answers a call of the server ([`FromVm::CallResult`]): `reply` is the JSON of a
+    /// [`crate::vm::protocol::Reply`].
+    #[pyfunction]
+    fn call_result(py: Python<'_>, id: u64, reply: &str) -> PyResult<()> {
+        let vm = vm()?;
+        let reply = serde_json::from_str(reply).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("a call result must be JSON: {e}"))
+        })?;
+        py.detach(|| vm.send(&FromVm::CallResult { id, reply }));
+        Ok(())
+    }
+
+    /// Asks the server to raise the self-assign alarm of `keypath` ([`FromVm::SelfAssignAlarm`]).
+    #[pyfunction]
+    fn self_assign_alarm(
+        py: Python<'_>,
+        keypath: String,
+        text: String,
+        managed_object: String,
+        prefixes: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let vm = vm()?;
+        let message = FromVm::SelfAssignAlarm {
+            keypath,
+            text,
+            managed_object,
+            prefixes,
+        };
+        py.detach(|| vm.send(&message));
+        Ok(())
+    }
+
     /// The self-assign check mode: `"alarm"`, `"log"` or `"off"`.
     #[pyfunction]
     fn self_assign_mode() -> PyResult<&'static str> {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest message either side accepts (a guard against a corrupted stream).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -187,6 +187,15 @@ pub enum ToVm {
         /// The new mode.
         mode: SelfAssignMode,
     },
+    /// Run a callback of package code (an action's `cb_action`, ...) in a Python thread of its
+    /// own, and answer [`FromVm::CallResult`] with the same id. The reader thread must not run
+    /// it: the callback's own transaction requests need the reader to deliver their replies.
+    Call {
+        /// Chosen by the server, unique among its calls to this VM.
+        id: u64,
+        /// `{"kind": "action", "point": ..., ...}`; see `ncs._vm.dispatch`.
+        call: serde_json::Value,
+    },
     /// Run every component's `teardown()`, answer [`FromVm::Stopped`], and exit.
     Stop,
     /// A liveness check: the VM answers [`FromVm::Pong`] once it holds the GIL, so a VM whose
@@ -269,6 +278,26 @@ pub enum FromVm {
         id: u64,
         /// `{"op": "get-elem", "th": 1, "path": "/ncs:..."}` and the like.
         request: serde_json::Value,
+    },
+    /// The answer to a [`ToVm::Call`].
+    CallResult {
+        /// The call's id.
+        id: u64,
+        /// What the callback gave: its output, or the error (`code` names the kind).
+        reply: Reply,
+    },
+    /// Package code assigned to `self` in a callback while the self-assign check is `alarm`:
+    /// the server raises (or updates) the alarm for `keypath`.
+    SelfAssignAlarm {
+        /// The service instance or action, in NSO keypath form.
+        keypath: String,
+        /// The warning text.
+        text: String,
+        /// The alarm's managed object: an instance-identifier (as the server gave it in the
+        /// call)...
+        managed_object: String,
+        /// ...and the (prefix, namespace) pairs its prefixes need.
+        prefixes: Vec<(String, String)>,
     },
     /// The upgrade components ran: `error` is `None` when all succeeded.
     Upgraded {

@@ -201,7 +201,7 @@ enum SourceKind {
 }
 
 /// A `.yang` file of the directory, read once at load time.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SourceFile {
     /// Path inside the YANG directory.
     path: PathBuf,
@@ -235,6 +235,9 @@ pub struct YangContext {
     /// files that duplicate a libyang built-in module: libyang keeps its own copy (which has no
     /// file path) and our file is the source of that same module and revision.
     by_module: HashMap<(String, Option<String>), usize>,
+    /// `files` index by name, for package submodules (libyang records no file for them: they
+    /// are parsed from their prepared text).
+    by_submodule: HashMap<String, usize>,
     /// libyang's warnings while loading, as `message (while loading file)`.
     warnings: Vec<String>,
 }
@@ -254,87 +257,46 @@ impl YangContext {
     /// A [`YangError`] naming the file (or the module, for features) and carrying libyang's
     /// messages, for the first file that cannot be read or loaded.
     pub fn load(yang_dir: &Path, features: &[(&str, &[&str])]) -> Result<YangContext, YangError> {
+        YangContext::load_with_packages(yang_dir, &[], features).map(|(yang, _)| yang)
+    }
+
+    /// [`YangContext::load`], and then the YANG of packages on top: each package's modules are
+    /// implemented with all their features, after the package's text is prepared
+    /// ([`super::source::prepare`]: `tailf:action` becomes an action, undeclared `tailf:`
+    /// extensions are dropped). Imports among package modules are served from the packages
+    /// (a package may import another's module), else from the YANG directory.
+    ///
+    /// A package whose YANG cannot be read or compiled does not stop the others: it is left
+    /// out (the context is rebuilt without it, so nothing of it remains) and returned in the
+    /// map, package name → the reason (libyang's messages, with the file).
+    ///
+    /// # Errors
+    /// As [`YangContext::load`], for the modules of the YANG directory.
+    pub fn load_with_packages(
+        yang_dir: &Path,
+        packages: &[PackageYang],
+        features: &[(&str, &[&str])],
+    ) -> Result<(YangContext, BTreeMap<String, String>), YangError> {
         let dir = yang_dir.canonicalize().map_err(|source| YangError::Dir {
             dir: yang_dir.to_path_buf(),
             source,
         })?;
         let files = scan_dir(&dir)?;
-
-        let ctx =
-            Context::new(ContextFlags::DISABLE_SEARCHDIR_CWD).map_err(|e| YangError::Context {
-                message: e.to_string(),
-            })?;
-        // For the libyang calls that yang5 does not wrap (parsing a file with features, reading
-        // all stored messages).
-        let raw = raw_context(&ctx);
-
-        // Keep every libyang message while loading, not only the last one: when a module fails,
-        // the last message is a generic "Parsing module failed" and the cause comes before it.
-        let _store = StoreAllMessages::new();
-        let mut warnings = Warnings::default();
-
-        set_searchdir(raw, &dir)?;
-
-        let mut by_module = HashMap::new();
-        let mut featured: HashSet<&str> = HashSet::new();
-        for (index, file) in files.iter().enumerate() {
-            if file.kind != SourceKind::Module {
-                continue;
-            }
-            let wanted = features
+        let mut failed = BTreeMap::new();
+        let sources = package_sources(&dir, &files, packages, &mut failed);
+        loop {
+            let usable: Vec<&PackageSource> = sources
                 .iter()
-                .find(|(m, _)| *m == file.name)
-                .map(|(_, f)| *f);
-            let result = parse_module_file(raw, &file.path, wanted);
-            let (errors, file_warnings) = take_messages(raw);
-            warnings.note(file_warnings, &file.path.display());
-            let module = result.map_err(|reason| YangError::Load {
-                file: file.path.clone(),
-                message: join_messages(reason, errors),
-            })?;
-            if wanted.is_some() {
-                featured.insert(file.name.as_str());
+                .filter(|s| !failed.contains_key(&s.package))
+                .collect();
+            match build(&dir, &files, &usable, features)? {
+                Ok(yang) => return Ok((yang, failed)),
+                Err((package, message)) => {
+                    tracing::warn!(package, error = %message, "the package's YANG does not load");
+                    failed.insert(package, message);
+                }
             }
-            // SAFETY: libyang returned a valid module of `raw`.
-            let (name, revision) = unsafe { (cstr(module.name), opt_cstr(module.revision)) };
-            by_module.insert((name, revision), index);
         }
-
-        for (module, wanted) in features {
-            if featured.contains(module) {
-                continue;
-            }
-            let result = implement_with_features(raw, module, wanted);
-            let (errors, more_warnings) = take_messages(raw);
-            warnings.note(more_warnings, &format_args!("the features of {module}"));
-            result.map_err(|reason| YangError::Features {
-                module: (*module).to_owned(),
-                features: wanted.iter().map(|f| (*f).to_owned()).collect(),
-                message: join_messages(reason, errors),
-            })?;
-            featured.insert(module);
-        }
-
-        let mut files = files;
-        read_found_files(&ctx, &dir, &mut files)?;
-        let by_real = files
-            .iter()
-            .enumerate()
-            .map(|(index, file)| (file.real.clone(), index))
-            .collect();
-        let ctx: &'static Context = Box::leak(Box::new(ctx));
-        LOADED
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(ctx);
-        Ok(YangContext {
-            ctx,
-            dir,
-            files,
-            by_real,
-            by_module,
-            warnings: warnings.list,
-        })
     }
 
     /// The libyang context, for parsing and validating data trees.
@@ -428,7 +390,7 @@ impl YangContext {
                 if sub.name != name || (revision.is_some() && sub.revision.as_deref() != revision) {
                     continue;
                 }
-                if let Some(index) = sub.filepath.as_deref().and_then(|p| self.file_index(p)) {
+                if let Some(index) = self.submodule_source(&sub) {
                     return Some(self.files[index].text.clone());
                 }
                 return module
@@ -544,10 +506,8 @@ impl YangContext {
             submodules: submodules
                 .into_iter()
                 .map(|sub| SubmoduleInfo {
-                    source: sub
-                        .filepath
-                        .as_deref()
-                        .and_then(|p| self.file_index(p))
+                    source: self
+                        .submodule_source(&sub)
                         .map(|index| self.files[index].path.clone()),
                     name: sub.name,
                     revision: sub.revision,
@@ -571,10 +531,370 @@ impl YangContext {
         self.by_module.get(&key).copied()
     }
 
+    /// The file a submodule comes from.
+    fn submodule_source(&self, sub: &RawSubmodule) -> Option<usize> {
+        match sub.filepath.as_deref() {
+            Some(path) => self.file_index(path),
+            None => self.by_submodule.get(&sub.name).copied(),
+        }
+    }
+
     /// The file of the directory at `path` (a path recorded by libyang).
     fn file_index(&self, path: &str) -> Option<usize> {
         self.by_real.get(Path::new(path)).copied()
     }
+}
+
+/// The YANG files of one package (its `src/yang/*.yang`), for
+/// [`YangContext::load_with_packages`].
+#[derive(Debug, Clone)]
+pub struct PackageYang {
+    /// The package name.
+    pub package: String,
+    /// Its `.yang` files.
+    pub files: Vec<PathBuf>,
+}
+
+/// A package (sub)module, read and prepared for libyang.
+struct PackageSource {
+    package: String,
+    file: SourceFile,
+    /// What libyang parses (see [`super::source::prepare`]).
+    prepared: CString,
+}
+
+/// Reads and prepares the files of `packages`. A package with a file that cannot be read or
+/// parsed goes into `failed`. Files that would replace a module of the YANG directory (a
+/// package shipping its own copy of `tailf-common`, say) are skipped: the server's copy wins.
+fn package_sources(
+    dir: &Path,
+    base: &[SourceFile],
+    packages: &[PackageYang],
+    failed: &mut BTreeMap<String, String>,
+) -> Vec<PackageSource> {
+    let known = tailf_extensions(dir, base);
+    let base_names: HashSet<&str> = base
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(TAILF_COMMON_FAMILY.iter().copied())
+        .collect();
+    let mut prepared = Vec::new();
+    for package in packages {
+        for path in &package.files {
+            let result = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    super::source::prepare(&text, &known).map(|prepared| (text, prepared))
+                });
+            match result {
+                Ok((_, p)) if base_names.contains(p.name.as_str()) => {
+                    tracing::warn!(package = package.package, file = %path.display(),
+                        module = p.name, "the package's copy of a server module is not loaded");
+                }
+                Ok((text, p)) => {
+                    for warning in &p.warnings {
+                        tracing::warn!(package = package.package, file = %path.display(), "{warning}");
+                    }
+                    prepared.push((package.package.clone(), path.clone(), text, p));
+                }
+                Err(e) => {
+                    failed
+                        .entry(package.package.clone())
+                        .or_insert_with(|| format!("{}: {e}", path.display()));
+                }
+            }
+        }
+    }
+    // A family (a module and its submodules) with a tailf:action must be YANG 1.1 throughout.
+    let mut raise: HashSet<String> = HashSet::new();
+    for (_, _, _, p) in &prepared {
+        if p.has_tailf_action {
+            raise.insert(p.belongs_to.clone().unwrap_or_else(|| p.name.clone()));
+        }
+    }
+    let mut sources = Vec::new();
+    for (package, path, text, p) in prepared {
+        let family = p.belongs_to.clone().unwrap_or_else(|| p.name.clone());
+        let libyang_text = if raise.contains(&family) {
+            super::source::require_yang_1_1(&p.text)
+        } else {
+            Ok(p.text.clone())
+        }
+        .and_then(|t| CString::new(t).map_err(|_| "the file contains a NUL byte".to_owned()));
+        let libyang_text = match libyang_text {
+            Ok(t) => t,
+            Err(e) => {
+                failed
+                    .entry(package.clone())
+                    .or_insert_with(|| format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+        sources.push(PackageSource {
+            package,
+            file: SourceFile {
+                path,
+                real,
+                kind: if p.is_module {
+                    SourceKind::Module
+                } else {
+                    SourceKind::Submodule
+                },
+                name: p.name,
+                text,
+            },
+            prepared: libyang_text,
+        });
+    }
+    sources
+}
+
+/// `tailf-common` and the submodules of Tail-f's own version of it.
+const TAILF_COMMON_FAMILY: &[&str] = &[
+    "tailf-common",
+    "tailf-meta-extensions",
+    "tailf-cli-extensions",
+];
+
+/// The extensions the `tailf-common` of the YANG directory declares (its own file, or Tail-f's
+/// with its submodules, at the top or in a subdirectory).
+fn tailf_extensions(dir: &Path, base: &[SourceFile]) -> HashSet<String> {
+    let mut texts: Vec<String> = base
+        .iter()
+        .filter(|f| TAILF_COMMON_FAMILY.contains(&f.name.as_str()))
+        .map(|f| f.text.clone())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for sub in entries.flatten().filter(|e| e.path().is_dir()) {
+            let Ok(files) = std::fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name();
+                let name = name.to_string_lossy();
+                let stem = name.split(['@', '.']).next().unwrap_or_default();
+                if name.ends_with(".yang") && TAILF_COMMON_FAMILY.contains(&stem) {
+                    texts.extend(std::fs::read_to_string(file.path()));
+                }
+            }
+        }
+    }
+    texts
+        .iter()
+        .flat_map(|t| super::source::declared_extensions(t))
+        .collect()
+}
+
+/// Serves package (sub)modules to libyang when a module imports or includes them: `user_data`
+/// points to the `HashMap<String, CString>` of prepared texts by name, which outlives the
+/// loading (the callback is removed before it is dropped).
+unsafe extern "C" fn package_module_callback(
+    mod_name: *const c_char,
+    _mod_rev: *const c_char,
+    submod_name: *const c_char,
+    _submod_rev: *const c_char,
+    user_data: *mut std::ffi::c_void,
+    format: *mut ffi::LYS_INFORMAT::Type,
+    module_data: *mut *const c_char,
+    free_module_data: *mut ffi::ly_module_imp_data_free_clb,
+) -> ffi::LY_ERR::Type {
+    // SAFETY: libyang passes the pointers it was given and valid C strings (submod_name may be
+    // NULL); `user_data` is the map `build` registered.
+    unsafe {
+        let texts = &*(user_data as *const HashMap<String, CString>);
+        let wanted = if submod_name.is_null() {
+            mod_name
+        } else {
+            submod_name
+        };
+        if wanted.is_null() {
+            return ffi::LY_ERR::LY_ENOTFOUND;
+        }
+        let Some(text) = CStr::from_ptr(wanted)
+            .to_str()
+            .ok()
+            .and_then(|n| texts.get(n))
+        else {
+            return ffi::LY_ERR::LY_ENOTFOUND;
+        };
+        *format = ffi::LYS_INFORMAT::LYS_IN_YANG;
+        *module_data = text.as_ptr();
+        *free_module_data = None;
+    }
+    ffi::LY_ERR::LY_SUCCESS
+}
+
+/// One attempt at a context: the directory's modules (an error there is final, the outer
+/// `Err`), then the packages' (the first package that fails is the inner `Err`, with
+/// libyang's messages).
+fn build(
+    dir: &Path,
+    files: &[SourceFile],
+    packages: &[&PackageSource],
+    features: &[(&str, &[&str])],
+) -> Result<Result<YangContext, (String, String)>, YangError> {
+    let ctx =
+        Context::new(ContextFlags::DISABLE_SEARCHDIR_CWD).map_err(|e| YangError::Context {
+            message: e.to_string(),
+        })?;
+    // For the libyang calls that yang5 does not wrap (parsing a file with features, reading
+    // all stored messages).
+    let raw = raw_context(&ctx);
+
+    // Keep every libyang message while loading, not only the last one: when a module fails,
+    // the last message is a generic "Parsing module failed" and the cause comes before it.
+    let _store = StoreAllMessages::new();
+    let mut warnings = Warnings::default();
+
+    set_searchdir(raw, dir)?;
+    let texts: HashMap<String, CString> = packages
+        .iter()
+        .map(|s| (s.file.name.clone(), s.prepared.clone()))
+        .collect();
+    // SAFETY: `texts` lives until the callback is removed below, before any return.
+    unsafe {
+        ffi::ly_ctx_set_module_imp_clb(
+            raw,
+            Some(package_module_callback),
+            &texts as *const HashMap<String, CString> as *mut std::ffi::c_void,
+        );
+    }
+    let loaded = load_modules(raw, files, packages, features, &mut warnings);
+    // SAFETY: as above.
+    unsafe { ffi::ly_ctx_set_module_imp_clb(raw, None, ptr::null_mut()) };
+    let by_module = match loaded? {
+        Ok(by_module) => by_module,
+        Err(failure) => return Ok(Err(failure)),
+    };
+
+    let mut files: Vec<SourceFile> = files.to_vec();
+    read_found_files(&ctx, dir, &mut files)?;
+    let mut by_module = by_module;
+    let mut by_submodule = HashMap::new();
+    for source in packages {
+        let index = files.len();
+        files.push(source.file.clone());
+        match source.file.kind {
+            SourceKind::Submodule => {
+                by_submodule.insert(source.file.name.clone(), index);
+            }
+            SourceKind::Module => {
+                // The revision as libyang compiled it.
+                if let Some(module) = ctx
+                    .modules(false)
+                    .find(|m| m.name() == source.file.name && m.is_implemented())
+                {
+                    by_module.insert(
+                        (
+                            module.name().to_owned(),
+                            module.revision().map(str::to_owned),
+                        ),
+                        index,
+                    );
+                }
+            }
+        }
+    }
+    let by_real = files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| (file.real.clone(), index))
+        .collect();
+    let ctx: &'static Context = Box::leak(Box::new(ctx));
+    LOADED
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(ctx);
+    Ok(Ok(YangContext {
+        ctx,
+        dir: dir.to_path_buf(),
+        files,
+        by_real,
+        by_module,
+        by_submodule,
+        warnings: warnings.list,
+    }))
+}
+
+type ModuleIndex = HashMap<(String, Option<String>), usize>;
+
+/// Loads the directory's modules, the features asked for, then the packages' modules.
+fn load_modules(
+    raw: *mut ffi::ly_ctx,
+    files: &[SourceFile],
+    packages: &[&PackageSource],
+    features: &[(&str, &[&str])],
+    warnings: &mut Warnings,
+) -> Result<Result<ModuleIndex, (String, String)>, YangError> {
+    let mut by_module = HashMap::new();
+    let mut featured: HashSet<&str> = HashSet::new();
+    for (index, file) in files.iter().enumerate() {
+        if file.kind != SourceKind::Module {
+            continue;
+        }
+        let wanted = features
+            .iter()
+            .find(|(m, _)| *m == file.name)
+            .map(|(_, f)| *f);
+        let result = parse_module(raw, Input::File(&file.path), wanted);
+        let (errors, file_warnings) = take_messages(raw);
+        warnings.note(file_warnings, &file.path.display());
+        let module = result.map_err(|reason| YangError::Load {
+            file: file.path.clone(),
+            message: join_messages(reason, errors),
+        })?;
+        if wanted.is_some() {
+            featured.insert(file.name.as_str());
+        }
+        // SAFETY: libyang returned a valid module of `raw`.
+        let (name, revision) = unsafe { (cstr(module.name), opt_cstr(module.revision)) };
+        by_module.insert((name, revision), index);
+    }
+
+    for (module, wanted) in features {
+        if featured.contains(module) {
+            continue;
+        }
+        let result = implement_with_features(raw, module, wanted);
+        let (errors, more_warnings) = take_messages(raw);
+        warnings.note(more_warnings, &format_args!("the features of {module}"));
+        result.map_err(|reason| YangError::Features {
+            module: (*module).to_owned(),
+            features: wanted.iter().map(|f| (*f).to_owned()).collect(),
+            message: join_messages(reason, errors),
+        })?;
+        featured.insert(module);
+    }
+
+    for source in packages {
+        if source.file.kind != SourceKind::Module {
+            continue;
+        }
+        // A module another package imported is in the context already, not implemented.
+        let name = &source.file.name;
+        // SAFETY: valid context and C string.
+        let present = CString::new(name.as_str())
+            .is_ok_and(|c| unsafe { !ffi::ly_ctx_get_module_latest(raw, c.as_ptr()).is_null() });
+        let result = if present {
+            implement_with_features(raw, name, &["*"])
+        } else {
+            parse_module(raw, Input::Text(&source.prepared), Some(&["*"])).map(|_| ())
+        };
+        let (errors, more_warnings) = take_messages(raw);
+        warnings.note(more_warnings, &source.file.path.display());
+        if let Err(reason) = result {
+            return Ok(Err((
+                source.package.clone(),
+                format!(
+                    "{}: {}",
+                    source.file.path.display(),
+                    join_messages(reason, errors)
+                ),
+            )));
+        }
+    }
+    Ok(Ok(by_module))
 }
 
 /// Adds to `files` the (sub)modules of the directory that libyang found by itself, in
@@ -867,26 +1187,40 @@ impl FeatureList {
     }
 }
 
-/// Parses, implements and compiles the module in `path`, with `features` (None: libyang's
-/// default, all disabled). Returns the module, which may be a built-in one when the file holds
-/// the same module and revision.
-fn parse_module_file(
+/// Where a module's text comes from.
+enum Input<'a> {
+    /// A file of the YANG directory (libyang records the path).
+    File(&'a Path),
+    /// A package module's prepared text.
+    Text(&'a CStr),
+}
+
+/// Parses, implements and compiles a module, with `features` (None: libyang's default, all
+/// disabled). Returns the module, which may be a built-in one when the file holds the same
+/// module and revision.
+fn parse_module(
     raw: *mut ffi::ly_ctx,
-    path: &Path,
+    source: Input<'_>,
     features: Option<&[&str]>,
 ) -> Result<&'static ffi::lys_module, String> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| "the file name contains a NUL byte".to_owned())?;
     let mut features = features.map(FeatureList::new).transpose()?;
     let features_ptr = features
         .as_mut()
         .map_or(ptr::null_mut(), FeatureList::as_mut_ptr);
 
     let mut input = ptr::null_mut();
-    // SAFETY: valid C string and out-pointer.
-    let rc = unsafe { ffi::ly_in_new_filepath(c_path.as_ptr(), 0, &mut input) };
+    let rc = match source {
+        Input::File(path) => {
+            let c_path = CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| "the file name contains a NUL byte".to_owned())?;
+            // SAFETY: valid C string and out-pointer.
+            unsafe { ffi::ly_in_new_filepath(c_path.as_ptr(), 0, &mut input) }
+        }
+        // SAFETY: the text outlives `input`, which is freed below.
+        Input::Text(text) => unsafe { ffi::ly_in_new_memory(text.as_ptr(), &mut input) },
+    };
     if rc != ffi::LY_ERR::LY_SUCCESS {
-        return Err(format!("cannot open the file (libyang error {rc})"));
+        return Err(format!("cannot read the module (libyang error {rc})"));
     }
     let mut module = ptr::null_mut();
     // SAFETY: valid context, input and feature array (kept alive by `features`).
@@ -1435,6 +1769,87 @@ mod tests {
                     .join("ietf-yang-library@2019-01-04.yang")
                     .as_path()
             )
+        );
+    }
+
+    #[test]
+    fn package_yang_loads_and_a_broken_package_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |package: &str, file: &str, text: &str| {
+            let path = dir.path().join(package).join(file);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        for p in ["good", "broken", "user"] {
+            std::fs::create_dir(dir.path().join(p)).unwrap();
+        }
+        let good = write(
+            "good",
+            "good.yang",
+            "module good { namespace urn:good; prefix g; import tailf-common { prefix tailf; } \
+             include good-sub; container c { tailf:info x; tailf:future-thing y; } }",
+        );
+        let sub = write(
+            "good",
+            "good-sub.yang",
+            "submodule good-sub { belongs-to good { prefix g; } \
+             import tailf-common { prefix tailf; } \
+             grouping acts { tailf:action go { tailf:actionpoint go-point; \
+               input { leaf n { type uint8; } } output { leaf r { type string; } } } } \
+             container d { uses acts; } }",
+        );
+        let broken = write(
+            "broken",
+            "broken.yang",
+            "module broken { namespace urn:broken; prefix b; leaf x { type no-such-type; } }",
+        );
+        let user = write(
+            "user",
+            "user.yang",
+            "module user { namespace urn:user; prefix u; import good { prefix g; } \
+             leaf y { type string; } }",
+        );
+        let packages = [
+            PackageYang {
+                package: "good".into(),
+                files: vec![good, sub],
+            },
+            PackageYang {
+                package: "broken".into(),
+                files: vec![broken],
+            },
+            PackageYang {
+                package: "user".into(),
+                files: vec![user],
+            },
+        ];
+        let (yang, failed) =
+            YangContext::load_with_packages(&repo_yang_dir(), &packages, NETCONF_FEATURES).unwrap();
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["broken"]);
+        assert!(failed["broken"].contains("no-such-type"), "{failed:?}");
+        let modules = yang.modules();
+        assert_eq!(module(&modules, "good").yang_version, "1.1");
+        assert!(module(&modules, "user").implemented);
+        // The tailf:action of the submodule is a real action, with its actionpoint.
+        let action = yang
+            .context()
+            .find_path("/good:d/go")
+            .expect("the tailf:action compiled as an action");
+        assert_eq!(action.kind(), yang5::schema::SchemaNodeKind::Action);
+        assert_eq!(
+            crate::runtime::actionpoint(&action).as_deref(),
+            Some("go-point")
+        );
+        // get-schema serves the files as written.
+        assert!(
+            yang.schema_text("good-sub", None)
+                .unwrap()
+                .contains("tailf:action go")
+        );
+        assert!(
+            yang.schema_text("good", None)
+                .unwrap()
+                .contains("future-thing")
         );
     }
 

@@ -7,9 +7,10 @@
 //! `<hello>` and [`YangContext::schema_text`] to answer `<get-schema>`.
 
 pub mod context;
+pub mod source;
 
 pub use context::{
-    ModuleInfo, SubmoduleInfo, YangContext, YangError, module_namespace, raw_context,
+    ModuleInfo, PackageYang, SubmoduleInfo, YangContext, YangError, module_namespace, raw_context,
 };
 
 /// The repository's `yang/` modules with the server's features, loaded once for the unit tests

@@ -11,7 +11,7 @@ use super::{Call, OpOutcome, blocking};
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::rpc::OpResult;
 use crate::netconf::xml::{self, Element, escape_text};
-use crate::runtime::{ActionCall, ActionError};
+use crate::runtime::{ActionCall, ActionError, PackageAction};
 
 /// The YANG 1.1 action namespace.
 pub const NS_YANG_ACTION: &str = "urn:ietf:params:xml:ns:yang:1";
@@ -38,6 +38,8 @@ struct PathNode {
 /// The parsed request: where the action is, and what to call.
 struct Parsed {
     call: ActionCall,
+    /// Set for an action (or rpc) with a `tailf:actionpoint`: package code runs it.
+    package: Option<PackageAction>,
     /// From the top down to the action's parent.
     ancestors: Vec<PathNode>,
     /// The action itself.
@@ -69,20 +71,59 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
     let text = xml::to_string(target, &scope);
     let ctx = call.server.datastore.context();
     let parsed = blocking(move || parse(ctx, &text)).await?;
-    let output = call
-        .server
-        .runtime
-        .action(&parsed.call)
-        .await
-        .map_err(|e| vec![action_error(&parsed, e)])?;
+    let output = run(call, &parsed).await?;
     Ok(OpResult::Body(match form {
         Form::Yang11 => output,
         Form::Tailf => wrap_tailf(&parsed, &output),
     }))
 }
 
-/// Parses the path-to-action XML with libyang, so the action and its input are checked
-/// against the schema.
+/// Runs an `rpc` of a package module: one with a `tailf:actionpoint` is run by package code
+/// like an action; the reply holds its output.
+pub async fn rpc(call: &Call<'_>) -> OpOutcome {
+    let text = xml::to_string(call.operation, &call.rpc.ns_decls);
+    let ctx = call.server.datastore.context();
+    let parsed = blocking(move || parse(ctx, &text)).await?;
+    if parsed.package.is_none() {
+        return Err(vec![RpcError::not_supported(format!(
+            "the rpc {} has no tailf:actionpoint, and this server has no handler for it",
+            parsed.call.path
+        ))]);
+    }
+    Ok(OpResult::Body(run(call, &parsed).await?))
+}
+
+/// True when `op` is an rpc that a loaded module defines.
+pub fn is_module_rpc(call: &Call<'_>) -> bool {
+    let op = call.operation;
+    call.server
+        .datastore
+        .context()
+        .modules(false)
+        .filter(|m| m.is_implemented() && m.namespace() == op.ns)
+        .any(|m| m.rpcs().any(|r| r.name() == op.name))
+}
+
+/// Runs what `parsed` names: package code for an actionpoint, else the server's own actions.
+async fn run(call: &Call<'_>, parsed: &Parsed) -> Result<String, Vec<RpcError>> {
+    let outcome = match &parsed.package {
+        Some(action) => {
+            call.server
+                .runtime
+                .package_action(
+                    action.clone(),
+                    &call.session.user,
+                    call.server.datastore.running(),
+                )
+                .await
+        }
+        None => call.server.runtime.action(&parsed.call).await,
+    };
+    outcome.map_err(|e| vec![action_error(parsed, e)])
+}
+
+/// Parses the path-to-action XML (or an rpc) with libyang, so the action and its input are
+/// checked against the schema.
 fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Vec<RpcError>> {
     let tree = DataTree::parse_op_string(
         ctx,
@@ -100,7 +141,12 @@ fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Ve
     })?;
     let action = tree
         .traverse()
-        .find(|n| n.schema().kind() == SchemaNodeKind::Action)
+        .find(|n| {
+            matches!(
+                n.schema().kind(),
+                SchemaNodeKind::Action | SchemaNodeKind::Rpc
+            )
+        })
         .ok_or_else(|| {
             vec![RpcError::new(
                 ErrorType::Protocol,
@@ -136,6 +182,7 @@ fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Ve
         })
         .collect();
     Ok(Parsed {
+        package: crate::runtime::package_action(&action),
         call: ActionCall {
             path: action.path(),
             input,
@@ -190,6 +237,13 @@ fn action_error(parsed: &Parsed, e: ActionError) -> RpcError {
         )
         .with_info(ErrorInfo::BadElement(leaf)),
         e @ ActionError::Unknown(_) => RpcError::not_supported(e.to_string()),
+        e @ (ActionError::NotRegistered { .. }
+        | ActionError::Failed { .. }
+        | ActionError::BadOutput { .. }) => RpcError::new(
+            ErrorType::Application,
+            ErrorTag::OperationFailed,
+            e.to_string(),
+        ),
     }
 }
 

@@ -47,6 +47,9 @@ pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
         return nmda::edit_data(call).await;
     }
     if !(op.ns == NS_BASE || op.ns.is_empty()) {
+        if action::is_module_rpc(call) {
+            return action::rpc(call).await;
+        }
         return Err(vec![RpcError::not_supported(format!(
             "unknown operation <{}> in namespace {}",
             op.name, op.ns
