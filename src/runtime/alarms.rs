@@ -175,7 +175,18 @@ impl AlarmList {
         if state.filter_level.is_some_and(|level| severity < level) {
             return;
         }
-        self.change(&mut state, key, severity, text);
+        self.change(&mut state, key, severity, text, false);
+    }
+
+    /// Reports an event that raises an alarm each time it happens (a self-assign in a
+    /// callback): the first report raises the alarm, each one after adds a status change to
+    /// it, even with the same severity and text.
+    pub fn report(&self, key: AlarmKey, severity: Severity, text: &str) {
+        let mut state = self.state();
+        if state.filter_level.is_some_and(|level| severity < level) {
+            return;
+        }
+        self.change(&mut state, key, severity, text, true);
     }
 
     /// Clears an alarm that is raised; nothing happens when there is none.
@@ -186,11 +197,18 @@ impl AlarmList {
             .iter()
             .any(|a| &a.key == key && a.last().severity != Severity::Cleared);
         if raised {
-            self.change(&mut state, key.clone(), Severity::Cleared, text);
+            self.change(&mut state, key.clone(), Severity::Cleared, text, false);
         }
     }
 
-    fn change(&self, state: &mut State, key: AlarmKey, severity: Severity, text: &str) {
+    fn change(
+        &self,
+        state: &mut State,
+        key: AlarmKey,
+        severity: Severity,
+        text: &str,
+        every_time: bool,
+    ) {
         let now = Utc::now();
         let change = StatusChange {
             time: now,
@@ -200,7 +218,7 @@ impl AlarmList {
         match state.alarms.iter_mut().find(|a| a.key == key) {
             Some(alarm) => {
                 let last = alarm.last();
-                if last.severity == severity && last.text == text {
+                if !every_time && last.severity == severity && last.text == text {
                     return;
                 }
                 alarm.history.push(change);

@@ -652,7 +652,7 @@ impl Supervisor {
                     prefixes,
                 } => {
                     warn!(vm, keypath, "{text}");
-                    self.alarms.raise(
+                    self.alarms.report(
                         AlarmKey {
                             device: "ncs".into(),
                             alarm_type: "package-operation-failure",

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use yang5::data::{DataFormat, DataNodeRef, DataOperation, DataParserFlags, DataTree};
+use yang5::data::{Data, DataFormat, DataNodeRef, DataOperation, DataParserFlags, DataTree};
 use yang5::schema::SchemaNodeKind;
 
 use super::{Call, OpOutcome, blocking};
@@ -69,8 +69,8 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
         )]);
     };
     let text = xml::to_string(target, &scope);
-    let ctx = call.server.datastore.context();
-    let parsed = blocking(move || parse(ctx, &text)).await?;
+    let running = call.server.datastore.running();
+    let parsed = blocking(move || parse(&running, &text)).await?;
     let output = run(call, &parsed).await?;
     Ok(OpResult::Body(match form {
         Form::Yang11 => output,
@@ -82,8 +82,8 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
 /// like an action; the reply holds its output.
 pub async fn rpc(call: &Call<'_>) -> OpOutcome {
     let text = xml::to_string(call.operation, &call.rpc.ns_decls);
-    let ctx = call.server.datastore.context();
-    let parsed = blocking(move || parse(ctx, &text)).await?;
+    let running = call.server.datastore.running();
+    let parsed = blocking(move || parse(&running, &text)).await?;
     if parsed.package.is_none() {
         return Err(vec![RpcError::not_supported(format!(
             "the rpc {} has no tailf:actionpoint, and this server has no handler for it",
@@ -124,7 +124,8 @@ async fn run(call: &Call<'_>, parsed: &Parsed) -> Result<String, Vec<RpcError>> 
 
 /// Parses the path-to-action XML (or an rpc) with libyang, so the action and its input are
 /// checked against the schema.
-fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Vec<RpcError>> {
+fn parse(running: &DataTree<'static>, text: &str) -> Result<Parsed, Vec<RpcError>> {
+    let ctx = running.context();
     let tree = DataTree::parse_op_string(
         ctx,
         text,
@@ -181,8 +182,13 @@ fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Ve
             }
         })
         .collect();
+    let package = crate::runtime::package_action(&action);
+    if package.is_some() {
+        // Package code gets only valid input (mandatory leaves, must, leafrefs into running).
+        validate_input(running, &tree)?;
+    }
     Ok(Parsed {
-        package: crate::runtime::package_action(&action),
+        package,
         call: ActionCall {
             path: action.path(),
             input,
@@ -194,6 +200,33 @@ fn parse(ctx: &'static yang5::context::Context, text: &str) -> Result<Parsed, Ve
             keys: Vec::new(),
         },
     })
+}
+
+/// Validates the input of a parsed action or rpc (`tree`) against the schema and `running`.
+fn validate_input(
+    running: &DataTree<'static>,
+    tree: &DataTree<'static>,
+) -> Result<(), Vec<RpcError>> {
+    let ctx = running.context();
+    let (Some(top), dep) = (tree.reference(), running.reference()) else {
+        return Ok(());
+    };
+    crate::datastore::clear_errors(ctx);
+    // SAFETY: both trees are alive and of the same context; libyang only reads `running`, and
+    // changes `tree` (our own copy) at most by adding input defaults.
+    let rc = unsafe {
+        yang5::ffi::lyd_validate_op(
+            top.as_raw(),
+            dep.map_or(std::ptr::null(), |r| r.as_raw() as *const _),
+            yang5::ffi::lyd_type::LYD_TYPE_RPC_YANG,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == yang5::ffi::LY_ERR::LY_SUCCESS {
+        Ok(())
+    } else {
+        Err(RpcError::from_datastore(crate::datastore::last_error(ctx)))
+    }
 }
 
 /// `<data>` + the path to the action + the output, as NSO's action form replies.
