@@ -281,6 +281,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         figures.extend(vm_startup(&options.yang_dir, count).await?);
     }
     figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
+    figures.extend(package_actions(&options.yang_dir, options.round_trips).await?);
 
     println!(
         "{:<58} {:>12}  {:<5} {:>10}  verdict",
@@ -515,6 +516,63 @@ async fn vm_transactions(
             "ms",
         ),
     ])
+}
+
+/// Round trips of package actions: the `echo` rpc of the example package `demo-actions`
+/// (input and output of one leaf, `cb_action` in the VM), one at a time on one session.
+async fn package_actions(
+    yang_dir: &std::path::Path,
+    round_trips: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let packages = tempfile::tempdir()?;
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packages/demo-actions");
+    copy_dir(&example, &packages.path().join("demo-actions"))?;
+    let server = ServerProcess::start(yang_dir, Some(packages.path()))?;
+    let mut client = connect_when_ready(server.addr).await?;
+    let echo = "<echo xmlns=\"http://example.com/pyvmd/demo-actions\"><message>hi</message></echo>";
+    // The VM registers its actionpoints once it has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client.rpc(echo).await?.contains("<message") {
+        if Instant::now() > deadline {
+            bail!("the demo-actions package did not start within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut latencies = Vec::with_capacity(round_trips);
+    let start = Instant::now();
+    for _ in 0..round_trips {
+        let one = Instant::now();
+        let reply = client.rpc(echo).await?;
+        if !reply.contains("<message") {
+            bail!("the echo action failed: {reply}");
+        }
+        latencies.push(one.elapsed());
+    }
+    let rate = round_trips as f64 / start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    client.close().await?;
+    Ok(vec![
+        Figure::new("package action (rpc echo) round trips/s", rate, "1/s").at_least(2000.0),
+        Figure::new("package action latency p50", pct(0.50), "ms"),
+        Figure::new("package action latency p99", pct(0.99), "ms"),
+    ])
+}
+
+/// Copies a directory tree (a package).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Commit latency on the candidate: one-leaf edit of the candidate, then `commit`, timed.

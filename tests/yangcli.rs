@@ -127,6 +127,11 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
+    // The example package with YANG and actions: yangcli loads its modules and runs its rpc.
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("packages/demo-actions"),
+        &dir.path().join("packages/demo-actions"),
+    );
     let server = Server::start(dir.path());
     let script = dir.path().join("script.yc");
     std::fs::write(
@@ -136,7 +141,8 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
          commit\n\
          save\n\
          xget /python-vm/logging\n\
-         sget /python-vm/logging\n",
+         sget /python-vm/logging\n\
+         echo message=hello upper=true\n",
     )
     .expect("script written");
 
@@ -154,7 +160,12 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
     assert!(ok, "yangcli failed:\n{output}");
 
     // Our modules were unknown to yangcli and came through <get-schema>.
-    for module in ["tailf-ncs", "tailf-ncs-alarms"] {
+    for module in [
+        "tailf-ncs",
+        "tailf-ncs-alarms",
+        "demo-actions",
+        "demo-legacy",
+    ] {
         assert!(
             output.contains(&format!("Got autoload reply for '{module}'")),
             "{module} was not loaded through get-schema:\n{output}"
@@ -188,6 +199,10 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
         "xget and sget did not show the committed level:\n{output}"
     );
     assert!(output.contains("RPC OK Reply"), "{output}");
+    assert!(
+        output.contains("message HELLO"),
+        "the package rpc did not answer:\n{output}"
+    );
 
     // Read back with ncclient: running and startup both hold the change.
     let python = std::env::var("PYVMD_PYTHON").unwrap_or_else(|_| "python3".to_string());
@@ -219,4 +234,18 @@ m.close_session()
     assert!(ok, "reading back with ncclient failed:\n{output}");
     assert!(output.contains("running level-debug"), "{output}");
     assert!(output.contains("startup level-debug"), "{output}");
+}
+
+/// Copies a directory tree (a package).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("directory created");
+    for entry in std::fs::read_dir(from).expect("package readable") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("file copied");
+        }
+    }
 }
