@@ -102,6 +102,9 @@ pub struct Runtime {
     /// The versions of the packages that last came up. Held across a whole reload, so that
     /// reloads (and their upgrades) run one at a time.
     versions: tokio::sync::Mutex<PackageVersions>,
+    /// The fingerprints of the package YANG in the schema (see
+    /// [`PackageSet::yang_fingerprints`]).
+    loaded_yang: std::collections::BTreeMap<String, u64>,
 }
 
 const NS_NCS: &str = "http://tail-f.com/ns/ncs";
@@ -119,6 +122,8 @@ impl Runtime {
         let mut running = datastore.subscribe();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
         let mut packages = packages;
+        // What is up now had its YANG loaded into the schema.
+        let loaded_yang = packages.yang_fingerprints();
         let alarms = Arc::new(AlarmList::default());
         apply_alarm_filter(&alarms, &running.borrow());
         // The VMs' operational transactions read what `get` shows, which the runtime itself
@@ -152,6 +157,7 @@ impl Runtime {
             packages: Mutex::new(packages),
             packages_dir,
             versions: tokio::sync::Mutex::new(versions),
+            loaded_yang,
         });
         let _ = this.set(Arc::downgrade(&runtime));
         tokio::spawn(async move {
@@ -203,6 +209,7 @@ impl Runtime {
                 let force = call.input.iter().any(|(name, _)| name == "force");
                 let mut versions = self.versions.lock().await;
                 let mut fresh = packages::discover(&self.packages_dir);
+                fresh.mark_yang_not_loaded(&self.loaded_yang);
                 upgrade::run_pending(&self.supervisor, &mut fresh, &mut versions).await;
                 report_package_status(&self.alarms, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;

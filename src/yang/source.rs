@@ -39,13 +39,6 @@ impl Statement {
     pub fn child(&self, keyword: &str) -> Option<&Statement> {
         self.children.iter().find(|c| c.keyword == keyword)
     }
-
-    fn walk<'a>(&'a self, out: &mut Vec<&'a Statement>) {
-        out.push(self);
-        for child in &self.children {
-            child.walk(out);
-        }
-    }
 }
 
 /// Parses the top-level statement of a YANG text (`module` or `submodule`).
@@ -319,16 +312,21 @@ pub fn require_yang_1_1(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Every statement of a text, in document order (for tests and diagnostics).
-pub fn statements(top: &Statement) -> Vec<&Statement> {
-    let mut out = Vec::new();
-    top.walk(&mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every statement, in document order.
+    fn statements(top: &Statement) -> Vec<&Statement> {
+        let mut out = vec![top];
+        let mut i = 0;
+        while i < out.len() {
+            let children: Vec<&Statement> = out[i].children.iter().collect();
+            out.splice(i + 1..i + 1, children);
+            i += 1;
+        }
+        out
+    }
 
     const MODULE: &str = r#"module m {
   namespace "urn:m"; // a comment with tailf:action in it

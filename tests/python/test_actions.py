@@ -228,3 +228,37 @@ class TestSelfAssignWarning(RuntimeTestCase):
             lambda: [a for a in self.alarms_for("alarm")
                      if len(a.findall("al:status-change", NS)) == 2])
         self.assertEqual(len(self.alarms_for("alarm")), 1)
+
+
+class TestReloadWithNewYang(RuntimeTestCase):
+    """The schema is built at server start: a reload that finds new package YANG says so."""
+
+    @classmethod
+    def write_packages(cls, root, tmp):
+        package(root, "plain", [("main", "plain.Main")])
+        write(os.path.join(root, "plain", "python", "plain.py"), """
+            from ncs.application import Application
+
+            class Main(Application):
+                pass
+            """)
+
+    def test_new_yang_after_start_is_reported_not_loaded(self):
+        root = self.server.packages_dir
+        write(os.path.join(root, "plain", "src", "yang", "plain.yang"), """
+            module plain {
+              namespace "urn:plain";
+              prefix p;
+              leaf x { type string; }
+            }
+            """)
+        reply = parse(self.m.dispatch(to_ele(
+            '<action xmlns="%s"><packages xmlns="%s"><reload/></packages></action>'
+            % (YANG_ACTION, NCS_NS))).xml)
+        results = {r.findtext("ncs:package", namespaces=NS): r
+                   for r in reply.iterfind(".//ncs:reload-result", NS)}
+        self.assertEqual(results["plain"].findtext("ncs:result", namespaces=NS), "false")
+        self.assertIn("restart pyvmd", results["plain"].findtext("ncs:info", namespaces=NS))
+        data = self.get('<packages xmlns="%s"/>' % NCS_NS)
+        self.assertIsNotNone(data.find(".//ncs:package[ncs:name='plain']/ncs:oper-status/"
+                                       "ncs:file-load-error", NS))
