@@ -163,15 +163,20 @@ pub fn data_children(
     ctx: &'static Context,
     parent: Option<&SchemaNode<'static>>,
 ) -> Vec<SchemaNode<'static>> {
+    match parent {
+        Some(node) => data_nodes(node.children()),
+        None => data_nodes(
+            ctx.modules(false)
+                .filter(|m| m.is_implemented())
+                .flat_map(|m| m.data()),
+        ),
+    }
+}
+
+/// Schema nodes as data sees them: choices and cases replaced by what they hold, in order.
+pub fn data_nodes<'a>(nodes: impl Iterator<Item = SchemaNode<'a>>) -> Vec<SchemaNode<'a>> {
     let mut out = Vec::new();
-    let mut pending: Vec<SchemaNode<'static>> = match parent {
-        Some(node) => node.children().collect(),
-        None => ctx
-            .modules(false)
-            .filter(|m| m.is_implemented())
-            .flat_map(|m| m.data())
-            .collect(),
-    };
+    let mut pending: Vec<SchemaNode<'a>> = nodes.collect();
     pending.reverse();
     while let Some(node) = pending.pop() {
         match node.kind() {

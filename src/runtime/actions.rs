@@ -16,7 +16,7 @@ use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::alarms::ManagedObject;
 use super::maapi::{kind_name, type_name};
-use crate::datastore::keypath;
+use crate::datastore::keypath::{self, data_nodes};
 
 /// The module that declares `tailf:actionpoint`.
 const TAILF_COMMON: &str = "tailf-common";
@@ -333,24 +333,6 @@ fn output_paths(
         }
     }
     Ok(())
-}
-
-/// Schema nodes as data sees them: choices and cases replaced by what they hold.
-fn data_nodes<'a>(nodes: impl Iterator<Item = SchemaNode<'a>>) -> Vec<SchemaNode<'a>> {
-    let mut pending: Vec<SchemaNode<'a>> = nodes.collect();
-    pending.reverse();
-    let mut out = Vec::new();
-    while let Some(node) = pending.pop() {
-        match node.kind() {
-            SchemaNodeKind::Choice | SchemaNodeKind::Case => {
-                let mut inner: Vec<_> = node.children().collect();
-                inner.reverse();
-                pending.extend(inner);
-            }
-            _ => out.push(node),
-        }
-    }
-    out
 }
 
 fn scalar(value: &Value, path: &str) -> Result<String, String> {
