@@ -581,7 +581,7 @@ def _run_action(call):
     if method is None:
         return False, ("%s (actionpoint %s) has no method decorated with @Action.action"
                        % (type(instance).__name__, point))
-    threading.current_thread().ncs_context = reg.app.__dict__["_ncs_state"].ctx
+    threading.current_thread().ncs_context = app_state(reg.app).ctx
     kp = call["kp"]
     params = call["params"]
     action_path = "%s/%s" % (kp, call["name"])
