@@ -556,6 +556,8 @@ def _run_call(call_id, call):
     try:
         if call.get("kind") == "action":
             ok, value = _run_action(call)
+        elif call.get("kind") == "service":
+            ok, value = _run_service(call)
         else:
             ok, value = False, "unknown call %r" % (call.get("kind"),)
     except BaseException as exc:  # noqa: BLE001  (a bug of ours must still answer the call)
@@ -607,3 +609,83 @@ def _run_action(call):
     if result == CONFD_ERR:
         return False, "the action callback of %s returned CONFD_ERR" % point
     return True, out._to_json()
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls from the server: service callbacks
+
+
+class TransCtx:
+    """NSO's ``tctx`` (``_ncs.TransCtxRef``): the transaction a service callback runs in."""
+
+    def __init__(self, th, uinfo):
+        import _ncs
+
+        self.th = th
+        self.uinfo = uinfo
+        self.username = uinfo.username
+        self.dbname = _ncs.RUNNING
+        self.mode = _ncs.READ_WRITE
+
+    def __repr__(self):
+        return "TransCtx(th=%r, uinfo=%r)" % (self.th, self.uinfo)
+
+
+# Threads running a service callback: their commit holds the commit lock, so applying another
+# transaction from them would wait for themselves.
+_in_service = threading.local()
+
+
+def in_service_callback():
+    """True in a thread that runs a service callback (``ncs.maapi`` refuses ``apply`` there)."""
+    return getattr(_in_service, "active", False)
+
+
+def _run_service(call):
+    """Runs one service callback (``phase``: pre_modification, create, post_modification) of
+    the class registered for the call's servicepoint, on the server's transaction ``th`` (the
+    commit's own); (True, the returned proplist or None) or (False, the error message)."""
+    import _ncs
+
+    from . import maagic, maapi
+
+    point = call["point"]
+    phase = call["phase"]
+    reg = lookup("service", point)
+    if reg is None:
+        return False, "no service callback is registered for the servicepoint %s" % point
+    instance = reg.instance
+    method = _callback_method(instance, phase)
+    if method is None:
+        if phase == "create":
+            return False, ("%s (servicepoint %s) has no method decorated with @Service.create"
+                           % (type(instance).__name__, point))
+        return True, None  # pre and post modification are optional
+    threading.current_thread().ncs_context = app_state(reg.app).ctx
+    kp = call["kp"]
+    proplist = [tuple(p) for p in call.get("proplist") or []]
+    trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ_WRITE)
+    tctx = TransCtx(call["th"], UserInfo(call.get("user", "system"), "system"))
+    root = maagic.get_root(trans)
+    _in_service.active = True
+    try:
+        if phase == "create":
+            service = maagic.get_node(trans, kp)
+            with _Active(instance, kp, call.get("alarm")):
+                result = method(tctx, root, service, proplist)
+        else:
+            result = method(tctx, call["op"], kp, root, proplist)
+    except BaseException as exc:  # noqa: BLE001  (package code: any failure aborts the commit)
+        logging.getLogger(type(instance).__module__).error(
+            "%s of %s (servicepoint %s) failed: %s", phase, kp, point, _last_line(exc),
+            exc_info=exc)
+        return False, "Python cb_%s error: %s" % (phase, str(exc) or type(exc).__name__)
+    finally:
+        _in_service.active = False
+    if result is None:
+        return True, None
+    try:
+        return True, [[str(name), str(value)] for name, value in result]
+    except (TypeError, ValueError):
+        return False, ("cb_%s of %s returned %r: a proplist is a list of (name, value) pairs"
+                       % (phase, point, result))

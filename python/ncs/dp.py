@@ -11,7 +11,18 @@ import logging
 
 from . import log as _log
 
-__all__ = ["Action", "ValidationPoint"]
+__all__ = [
+    "Action",
+    "NCS_SERVICE_CREATE",
+    "NCS_SERVICE_DELETE",
+    "NCS_SERVICE_UPDATE",
+    "ValidationPoint",
+]
+
+# The ``op`` of ``pre_modification`` / ``post_modification``: what happened to the instance.
+NCS_SERVICE_CREATE = 0
+NCS_SERVICE_UPDATE = 1
+NCS_SERVICE_DELETE = 2
 
 
 def _positional_count(fn):

@@ -273,7 +273,15 @@ class Transaction:
 
     def apply(self, keep_open=True, flags=0):
         """Commits the changes to running; with ``keep_open=False`` the transaction is then
-        finished. ``flags`` is accepted for NSO compatibility."""
+        finished. ``flags`` is accepted for NSO compatibility. Not allowed inside a service
+        callback, whose commit is still in progress: write through its ``root`` instead."""
+        from . import _vm
+
+        if _vm.in_service_callback():
+            raise _error.Error(
+                _ncs.ERR_BADSTATE,
+                "cannot apply a transaction inside a service callback: its commit is in "
+                "progress (write through the callback's root or service node instead)")
         self._request("apply")
         if not keep_open:
             self.finish()

@@ -16,7 +16,7 @@ use yang5::data::DataTree;
 use super::locks::SessionId;
 use super::store::Txn;
 use super::{Datastore, DatastoreError, DatastoreName};
-use super::{WithDefaults, persist, print};
+use super::{persist, print_stored};
 
 /// RFC 6241's default `confirm-timeout`, in seconds.
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(600);
@@ -100,13 +100,12 @@ impl Datastore {
         if starts_series {
             // On disk before running changes: a server that stops before the confirmation
             // comes back with the configuration from before the confirmed commit.
-            persist::write_atomically(
-                &self.rollback_file,
-                print(&before, WithDefaults::Explicit)?.as_bytes(),
-            )?;
+            persist::write_atomically(&self.rollback_file, print_stored(&before)?.as_bytes())?;
         }
         if let Some(tree) = candidate
-            && let Err(e) = self.commit_running(tree)
+            && let Err(e) = self
+                .run_services(&before, tree, None)
+                .and_then(|tree| self.commit_running(tree))
         {
             if starts_series {
                 self.forget_rollback_point();

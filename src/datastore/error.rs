@@ -115,6 +115,16 @@ pub enum DatastoreError {
     /// A write through a read-only transaction, or to state data.
     #[error("{0}")]
     NotWritable(String),
+    /// A service callback (or the servicepoint's registration) failed: the commit is aborted.
+    #[error("service {keypath}: {message}")]
+    Service {
+        /// The instance's libyang data path.
+        path: String,
+        /// The instance's keypath, NSO's form (`/svc:vlan{10}`).
+        keypath: String,
+        /// What went wrong (the Python message).
+        message: String,
+    },
     /// A failure inside the server that a client cannot cause.
     #[error("internal error: {0}")]
     Internal(String),

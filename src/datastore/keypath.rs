@@ -11,7 +11,7 @@
 //! positions, against a data tree) into a [`ResolvedPath`].
 
 use yang5::context::Context;
-use yang5::data::{Data, DataTree};
+use yang5::data::{Data, DataNodeRef, DataTree};
 use yang5::schema::{SchemaNode, SchemaNodeKind};
 
 use super::DatastoreError;
@@ -399,6 +399,33 @@ fn nth_instance(tree: &DataTree<'static>, path: &str, n: usize) -> Option<String
         out = format!("[{}]", n + 1);
     }
     Some(out)
+}
+
+/// NSO's keypath of a data node: `/prefix:top/child{key}/...`, the prefix written where the
+/// module changes.
+pub fn nso_keypath(node: &DataNodeRef<'_>) -> String {
+    let nodes: Vec<DataNodeRef<'_>> = node.inclusive_ancestors().collect();
+    let mut out = String::new();
+    let mut module = String::new();
+    for n in nodes.iter().rev() {
+        let schema = n.schema();
+        let m = schema.module();
+        out.push('/');
+        if m.name() != module {
+            out.push_str(m.prefix());
+            out.push(':');
+            module = m.name().to_owned();
+        }
+        out.push_str(schema.name());
+        let keys: Vec<String> = n
+            .list_keys()
+            .map(|k| k.value_canonical().unwrap_or_default())
+            .collect();
+        if !keys.is_empty() {
+            out.push_str(&format_keys(&keys));
+        }
+    }
+    out
 }
 
 /// Formats key values as a keypath's `{...}`, quoting where needed.

@@ -19,6 +19,7 @@ mod locks;
 mod nmda;
 mod persist;
 mod raw;
+mod services;
 mod store;
 mod transaction;
 mod xpath;
@@ -33,6 +34,7 @@ pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use persist::write_atomically;
 pub use raw::{clear_errors, last_error};
+pub use services::{Proplist, ServiceCall, ServiceCallbacks, ServiceOperation, ServicePhase};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;
@@ -126,6 +128,8 @@ pub struct Datastore {
     rollback_file: PathBuf,
     /// Global locks; changed only under `commit`.
     locks: Mutex<locks::LockTable>,
+    /// The servicepoints, and the runtime that runs their callbacks in every commit.
+    services: services::Services,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -166,7 +170,7 @@ impl Datastore {
         };
         // running.xml must tell the story the boot chose, or a crash before the next commit
         // would bring back what a rollback or the boot from startup replaced.
-        persist::write_atomically(&file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
+        persist::write_atomically(&file, print_stored(&tree)?.as_bytes())?;
         // Settled by now: running.xml holds what the boot chose.
         if let Err(e) = std::fs::remove_file(&rollback_file)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -183,6 +187,7 @@ impl Datastore {
             startup_file,
             rollback_file,
             locks: Mutex::new(locks::LockTable::default()),
+            services: services::Services::new(ctx),
         })
     }
 
@@ -204,7 +209,7 @@ impl Datastore {
     /// Makes a validated tree the running configuration: on disk first, then in memory, then
     /// announced to subscribers. The caller holds the commit lock.
     fn commit_running(&self, tree: Arc<DataTree<'static>>) -> Result<(), DatastoreError> {
-        persist::write_atomically(&self.file, print(&tree, WithDefaults::Explicit)?.as_bytes())?;
+        persist::write_atomically(&self.file, print_stored(&tree)?.as_bytes())?;
         self.running.send_replace(tree);
         Ok(())
     }
@@ -364,7 +369,8 @@ fn load_config_file(
     Ok(Some(tree))
 }
 
-/// Prints all top-level nodes of a tree as compact XML.
+/// Prints a tree for clients: all top-level nodes as compact XML, but for the server's own
+/// bookkeeping (see [`services`]).
 fn print(tree: &DataTree<'_>, defaults: WithDefaults) -> Result<String, DatastoreError> {
     print_with(tree, defaults, 0)
 }
@@ -375,14 +381,44 @@ fn print_with(
     defaults: WithDefaults,
     extra: u32,
 ) -> Result<String, DatastoreError> {
-    if tree.raw().is_null() {
+    let flags = ffi::LYD_PRINT_SHRINK | defaults.print_flags() | extra;
+    let tops: Vec<_> = tree
+        .reference()
+        .map(|first| first.inclusive_siblings().collect())
+        .unwrap_or_default();
+    let hidden = |n: &yang5::data::DataNodeRef<'_>| {
+        n.schema().module().name() == services::BOOKKEEPING_MODULE
+    };
+    if !tops.iter().any(hidden) {
+        return print_raw(tree.context(), tree.raw(), flags | ffi::LYD_PRINT_SIBLINGS);
+    }
+    let mut out = String::new();
+    for top in tops.iter().filter(|n| !hidden(n)) {
+        out.push_str(&print_raw(tree.context(), top.as_raw(), flags)?);
+    }
+    Ok(out)
+}
+
+/// Prints a tree as it is stored on disk: everything set explicitly, bookkeeping included.
+fn print_stored(tree: &DataTree<'_>) -> Result<String, DatastoreError> {
+    let flags = ffi::LYD_PRINT_SIBLINGS | ffi::LYD_PRINT_SHRINK | ffi::LYD_PRINT_WD_EXPLICIT;
+    print_raw(tree.context(), tree.raw(), flags)
+}
+
+/// Prints `node` (with its siblings if `flags` says so) as XML.
+fn print_raw(
+    ctx: &Context,
+    node: *mut ffi::lyd_node,
+    flags: u32,
+) -> Result<String, DatastoreError> {
+    if node.is_null() {
         return Ok(String::new());
     }
     let mut out = std::ptr::null_mut();
-    let flags = ffi::LYD_PRINT_SIBLINGS | ffi::LYD_PRINT_SHRINK | defaults.print_flags() | extra;
-    let r = unsafe { ffi::lyd_print_mem(&mut out, tree.raw(), ffi::LYD_FORMAT::LYD_XML, flags) };
+    // SAFETY: `node` is a live node of a tree of `ctx`; libyang allocates `out`, freed below.
+    let r = unsafe { ffi::lyd_print_mem(&mut out, node, ffi::LYD_FORMAT::LYD_XML, flags) };
     if r != ffi::LY_ERR::LY_SUCCESS {
-        return Err(raw::last_error(tree.context()));
+        return Err(raw::last_error(ctx));
     }
     if out.is_null() {
         // Nothing to print, e.g. only defaults in explicit mode.

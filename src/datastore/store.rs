@@ -21,7 +21,7 @@ use super::confirm::PendingCommit;
 use super::locks::{LockInfo, LockTable, SessionId};
 use super::{
     Datastore, DatastoreError, EditRequest, TestOption, WithDefaults, config_parse_flags,
-    config_validation_flags, edit, persist, print, raw,
+    config_validation_flags, edit, persist, print, print_stored, raw, services,
 };
 
 /// A configuration datastore that clients name in `<source>` and `<target>`.
@@ -204,7 +204,10 @@ impl Datastore {
                 .duplicate()
                 .map_err(|_| raw::last_error(self.ctx))?,
             (Source::Datastore(ds), Some(mode)) => {
-                self.parse_config(&print(&self.snapshot(*ds), mode)?)?
+                let source = self.snapshot(*ds);
+                let mut tree = self.parse_config(&print(&source, mode)?)?;
+                services::copy_bookkeeping(&source, &mut tree)?;
+                tree
             }
         };
         self.store(&mut txn, target, session, tree)
@@ -305,17 +308,17 @@ impl Datastore {
         tree: DataTree<'static>,
     ) -> Result<(), DatastoreError> {
         match target {
-            DatastoreName::Running => self.commit_running(Arc::new(tree)),
+            DatastoreName::Running => {
+                let tree = self.run_services(&self.running(), Arc::new(tree), None)?;
+                self.commit_running(tree)
+            }
             DatastoreName::Candidate => {
                 *self.candidate_slot_mut() = Some(Arc::new(tree));
                 txn.candidate_modifiers.insert(session);
                 Ok(())
             }
             DatastoreName::Startup => {
-                persist::write_atomically(
-                    &self.startup_file,
-                    print(&tree, WithDefaults::Explicit)?.as_bytes(),
-                )?;
+                persist::write_atomically(&self.startup_file, print_stored(&tree)?.as_bytes())?;
                 *self.startup_slot_mut() = Some(Arc::new(tree));
                 Ok(())
             }

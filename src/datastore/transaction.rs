@@ -13,6 +13,7 @@ use yang5::data::{Data, DataTree};
 use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::keypath::{self, ResolvedPath};
+use super::services::Journal;
 use super::{Datastore, DatastoreError, DatastoreName, config_validation_flags, raw};
 
 /// One recorded change, by libyang data path.
@@ -42,6 +43,8 @@ pub struct Transaction {
     base: Arc<DataTree<'static>>,
     writable: bool,
     changes: Vec<Change>,
+    /// Set for a service callback's transaction: what it writes (see `services`).
+    journal: Option<Journal>,
 }
 
 impl Datastore {
@@ -55,6 +58,7 @@ impl Datastore {
             base,
             writable,
             changes: Vec::new(),
+            journal: None,
         })
     }
 
@@ -71,6 +75,7 @@ impl Datastore {
             base,
             writable: false,
             changes: Vec::new(),
+            journal: None,
         })
     }
 
@@ -78,10 +83,21 @@ impl Datastore {
     /// transaction stays usable, now based on the new running. Fails, changing nothing, when
     /// a NETCONF session holds the lock on running or the result does not validate.
     pub fn apply_transaction(&self, trans: &mut Transaction) -> Result<(), DatastoreError> {
+        self.apply(trans, true)
+    }
+
+    /// Applies an upgrade component's transaction: as [`Datastore::apply_transaction`], but
+    /// without the services phase, as NSO's CDB upgrade (the VMs that serve the servicepoints
+    /// do not run yet).
+    pub fn apply_upgrade_transaction(&self, trans: &mut Transaction) -> Result<(), DatastoreError> {
+        self.apply(trans, false)
+    }
+
+    fn apply(&self, trans: &mut Transaction, services: bool) -> Result<(), DatastoreError> {
         if trans.changes.is_empty() {
             return Ok(());
         }
-        let mut txn = self.txn();
+        let _txn = self.txn();
         // Session 0 is the server itself: it holds no locks, so any lock on running blocks it.
         self.check_unlocked(DatastoreName::Running, 0)?;
         raw::clear_errors(self.ctx);
@@ -100,8 +116,12 @@ impl Datastore {
         };
         tree.validate(config_validation_flags())
             .map_err(|_| raw::last_error(self.ctx))?;
+        let tree = match services {
+            true => self.run_services(&running, Arc::new(tree), None)?,
+            false => Arc::new(tree),
+        };
         let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx))?;
-        self.store(&mut txn, DatastoreName::Running, 0, tree)?;
+        self.commit_running(tree)?;
         trans.tree = committed;
         trans.base = self.running();
         trans.changes.clear();
@@ -156,6 +176,36 @@ fn no_nul(keypath: &str, value: &str) -> Result<(), DatastoreError> {
 }
 
 impl Transaction {
+    /// A writable transaction on a commit's `tree` (which grew out of `base`) for a service
+    /// callback: what it writes is recorded for FASTMAP.
+    pub(super) fn journaled(tree: DataTree<'static>, base: &Arc<DataTree<'static>>) -> Transaction {
+        Transaction {
+            tree,
+            base: Arc::clone(base),
+            writable: true,
+            changes: Vec::new(),
+            journal: Some(Journal::default()),
+        }
+    }
+
+    /// The tree and what was written to it, back from a service callback.
+    pub(super) fn into_journaled(self) -> (DataTree<'static>, Journal) {
+        (self.tree, self.journal.unwrap_or_default())
+    }
+
+    /// The data node at a libyang data path, if it exists in the transaction's tree.
+    pub fn data_node(&self, data_path: &str) -> Option<yang5::data::DataNodeRef<'_>> {
+        self.tree.find_path(data_path).ok()
+    }
+
+    /// Tells the journal, if any, that `data_path` is written (even where nothing changes: a
+    /// service that writes what is there shares it).
+    fn record_write(&mut self, data_path: &str) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.before_write(&self.tree, data_path);
+        }
+    }
+
     fn ctx(&self) -> &'static yang5::context::Context {
         self.base.context()
     }
@@ -301,6 +351,17 @@ impl Transaction {
 
     /// Records and applies a change; a change that fails leaves the tree as it was.
     fn change(&mut self, change: Change) -> Result<(), DatastoreError> {
+        match &change {
+            Change::Set { path, .. } | Change::Create { path } => self.record_write(path),
+            Change::Delete { path, .. } if self.journal.is_some() => {
+                let instances: Vec<String> =
+                    self.instances(path).iter().map(|n| n.path()).collect();
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.before_delete(&self.tree, &instances);
+                }
+            }
+            Change::Delete { .. } => {}
+        }
         match apply_change(self.ctx(), &mut self.tree, &change) {
             Ok(()) => {
                 self.changes.push(change);
@@ -352,6 +413,7 @@ impl Transaction {
             .leaf_type()
             .is_some_and(|t| t.base_type() == DataValueType::Empty);
         if is_empty_type && self.tree.find_path(&resolved.data_path).is_ok() {
+            self.record_write(&resolved.data_path);
             return Ok(());
         }
         self.change(Change::Set {
@@ -419,6 +481,8 @@ impl Transaction {
             });
         }
         if self.tree.find_path(&resolved.data_path).is_ok() {
+            // `safe_create` (and maagic's `create`) of what exists: still the service's.
+            self.record_write(&resolved.data_path);
             return Err(DatastoreError::DataExists {
                 path: keypath.to_owned(),
             });

@@ -327,6 +327,17 @@ impl RpcError {
                     .with_info(ErrorInfo::BadAttribute("select".into()))
                     .with_info(ErrorInfo::BadElement("filter".into())),
             ],
+            D::Service { ref path, .. } => {
+                let path = path.clone();
+                vec![with_path(
+                    RpcError::new(
+                        ErrorType::Application,
+                        ErrorTag::OperationFailed,
+                        e.to_string(),
+                    ),
+                    path,
+                )]
+            }
             e @ (D::Persist(_) | D::Internal(_)) => vec![RpcError::new(
                 ErrorType::Application,
                 ErrorTag::OperationFailed,

@@ -16,7 +16,8 @@ use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::alarms::ManagedObject;
 use super::maapi::{kind_name, type_name};
-use crate::datastore::keypath::{self, data_nodes};
+use crate::datastore::keypath::{self, data_nodes, nso_keypath};
+use crate::yang::extension_argument;
 
 /// The module that declares `tailf:actionpoint`.
 const TAILF_COMMON: &str = "tailf-common";
@@ -39,36 +40,6 @@ pub struct PackageAction {
     pub params: Value,
     /// What a self-assign alarm raised in the callback is about.
     pub managed_object: ManagedObject,
-}
-
-/// The argument of the extension `module:name` on a schema node, if it has one.
-pub fn extension_argument(node: &SchemaNode<'_>, module: &str, name: &str) -> Option<String> {
-    // SAFETY: `as_raw` is a compiled node of a live context; `exts` is a libyang sized array of
-    // compiled extension instances, each with its definition and module.
-    unsafe {
-        let raw = node.as_raw();
-        let exts = (*raw).exts;
-        if exts.is_null() {
-            return None;
-        }
-        let count = *(exts as *const u64).sub(1) as usize;
-        for i in 0..count {
-            let ext = &*exts.add(i);
-            if ext.def.is_null() || (*ext.def).name.is_null() || (*ext.def).module.is_null() {
-                continue;
-            }
-            let def_name = std::ffi::CStr::from_ptr((*ext.def).name).to_string_lossy();
-            let def_module = std::ffi::CStr::from_ptr((*(*ext.def).module).name).to_string_lossy();
-            if def_name == name && def_module == module {
-                return (!ext.argument.is_null()).then(|| {
-                    std::ffi::CStr::from_ptr(ext.argument)
-                        .to_string_lossy()
-                        .into_owned()
-                });
-            }
-        }
-    }
-    None
 }
 
 /// The actionpoint of an action or rpc schema node.
@@ -102,33 +73,6 @@ pub fn package_action(op: &DataNodeRef<'_>) -> Option<PackageAction> {
         }),
         managed_object,
     })
-}
-
-/// NSO's keypath of a data node: `/prefix:top/child{key}/...`, the prefix written where the
-/// module changes.
-pub fn nso_keypath(node: &DataNodeRef<'_>) -> String {
-    let nodes: Vec<DataNodeRef<'_>> = node.inclusive_ancestors().collect();
-    let mut out = String::new();
-    let mut module = String::new();
-    for n in nodes.iter().rev() {
-        let schema = n.schema();
-        let m = schema.module();
-        out.push('/');
-        if m.name() != module {
-            out.push_str(m.prefix());
-            out.push(':');
-            module = m.name().to_owned();
-        }
-        out.push_str(schema.name());
-        let keys: Vec<String> = n
-            .list_keys()
-            .map(|k| k.value_canonical().unwrap_or_default())
-            .collect();
-        if !keys.is_empty() {
-            out.push_str(&keypath::format_keys(&keys));
-        }
-    }
-    out
 }
 
 /// The children of a data node as JSON (see the module documentation).

@@ -119,7 +119,17 @@ pub struct MaapiSessions {
     datastore: Arc<Datastore>,
     operational: OperationalSource,
     handles: HashMap<u64, Handle>,
+    /// Transactions taken out to be applied (see [`MaapiSessions::begin_apply`]).
+    applying: std::collections::HashSet<u64>,
     next: u64,
+}
+
+/// A transaction taken out of its session to be applied off the VM's task.
+pub struct PendingApply {
+    /// Its handle.
+    pub th: u64,
+    /// The transaction.
+    pub trans: Transaction,
 }
 
 /// A failed request: the error class and the message.
@@ -165,6 +175,7 @@ impl MaapiSessions {
             datastore,
             operational,
             handles: HashMap::new(),
+            applying: Default::default(),
             next: 1,
         }
     }
@@ -182,6 +193,65 @@ impl MaapiSessions {
     /// Takes a transaction back (the server applies an upgrade transaction this way).
     pub fn take(&mut self, th: u64) -> Option<Transaction> {
         self.handles.remove(&th).map(|h| h.trans)
+    }
+
+    /// For an `apply` request: takes its transaction out, to be applied on a blocking thread
+    /// (a commit runs service callbacks, whose own requests this VM's task must go on
+    /// answering meanwhile) and handed back with [`MaapiSessions::end_apply`]. `None` for any
+    /// other request; `Err` with the reply for an apply that cannot start.
+    pub fn begin_apply(&mut self, request: &Value) -> Option<Result<PendingApply, Reply>> {
+        let Ok(Request::Apply { th }) = serde_json::from_value::<Request>(request.clone()) else {
+            return None;
+        };
+        if self.handles.get(&th).is_some_and(|h| h.server_owned) {
+            return Some(Err(Reply::error(
+                "badstate",
+                "this transaction belongs to the server, which applies it",
+            )));
+        }
+        Some(match self.handles.remove(&th) {
+            Some(handle) => {
+                self.applying.insert(th);
+                Ok(PendingApply {
+                    th,
+                    trans: handle.trans,
+                })
+            }
+            None => Err(self.missing(th)),
+        })
+    }
+
+    /// Puts an applied transaction back and gives the apply request's reply.
+    pub fn end_apply(
+        &mut self,
+        pending: PendingApply,
+        result: Result<(), DatastoreError>,
+    ) -> Reply {
+        self.applying.remove(&pending.th);
+        self.handles.insert(
+            pending.th,
+            Handle {
+                trans: pending.trans,
+                server_owned: false,
+            },
+        );
+        match result.map_err(|e| failure(e, "validation")) {
+            Ok(()) => Reply::ok(Value::Null),
+            Err(Failure(code, message)) => Reply::error(code, message),
+        }
+    }
+
+    fn missing(&self, th: u64) -> Reply {
+        let Failure(code, message) = self.missing_failure(th);
+        Reply::error(code, message)
+    }
+
+    fn missing_failure(&self, th: u64) -> Failure {
+        if self.applying.contains(&th) {
+            Failure::badstate(format!("transaction {th} is being applied"))
+        } else {
+            Failure::badstate(format!("no open transaction {th}"))
+        }
     }
 
     fn insert(&mut self, trans: Transaction, server_owned: bool) -> u64 {
@@ -210,6 +280,9 @@ impl MaapiSessions {
     }
 
     fn trans(&mut self, th: u64) -> Result<&mut Handle, Failure> {
+        if !self.handles.contains_key(&th) {
+            return Err(self.missing_failure(th));
+        }
         self.handles
             .get_mut(&th)
             .ok_or_else(|| Failure::badstate(format!("no open transaction {th}")))

@@ -8,6 +8,7 @@ mod alarms;
 mod config;
 mod maapi;
 pub mod packages;
+mod services;
 mod status;
 mod supervisor;
 mod upgrade;
@@ -28,6 +29,7 @@ use crate::vm::protocol::{VmComponent, VmPackage};
 use alarms::AlarmList;
 use maapi::OperationalSource;
 use packages::PackageSet;
+use services::ServiceRunner;
 use supervisor::Supervisor;
 use upgrade::PackageVersions;
 
@@ -138,8 +140,13 @@ impl Runtime {
                     .unwrap_or_default()
             })
         };
-        let supervisor =
-            Supervisor::new(options, config, Arc::clone(&alarms), datastore, operational);
+        let supervisor = Supervisor::new(
+            options,
+            config,
+            Arc::clone(&alarms),
+            Arc::clone(&datastore),
+            operational,
+        );
         let mut versions = PackageVersions::load(state_dir);
         upgrade::run_pending(&supervisor, &mut packages, &mut versions).await;
         report_package_status(&alarms, &packages);
@@ -150,6 +157,11 @@ impl Runtime {
             dir = %packages_dir.display(),
             "packages loaded"
         );
+        // After the upgrades: their changes do not run service callbacks (as in NSO).
+        datastore.set_service_callbacks(Arc::new(ServiceRunner::new(
+            Arc::clone(&supervisor),
+            tokio::runtime::Handle::current(),
+        )));
         supervisor.add_and_start(specs);
         let runtime = Arc::new(Runtime {
             supervisor: Arc::clone(&supervisor),
@@ -422,8 +434,11 @@ mod tests {
         let specs = vm_specs(&packages::discover(&dir));
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         // common-lib is a library: its own VM would run nothing.
-        assert_eq!(names, ["demo-actions", "hello-worker", "shared-vm"]);
-        let shared = &specs[2];
+        assert_eq!(
+            names,
+            ["demo-actions", "demo-service", "hello-worker", "shared-vm"]
+        );
+        let shared = &specs[3];
         assert_eq!(shared.package_names(), ["shared-a", "shared-b"]);
         assert!(
             shared

@@ -2247,6 +2247,7 @@ mod tests {
             [
                 "common-lib",
                 "demo-actions",
+                "demo-service",
                 "hello-worker",
                 "shared-a",
                 "shared-b"
@@ -2268,11 +2269,12 @@ mod tests {
             [
                 ("common-lib", vec!["common-lib"], false),
                 ("demo-actions", vec!["demo-actions"], true),
+                ("demo-service", vec!["demo-service"], true),
                 ("hello-worker", vec!["hello-worker"], true),
                 ("shared-vm", vec!["shared-a", "shared-b"], true),
             ]
         );
-        let shared = &groups[3];
+        let shared = &groups[4];
         let py = |name: &str| absolute(&dir.join(name).join("python"));
         assert_eq!(
             shared.sys_path,

@@ -19,8 +19,8 @@ use tracing::{error, info, warn};
 
 use super::alarms::{AlarmKey, AlarmList, ManagedObject, Severity};
 use super::config::PythonVmConfig;
-use super::maapi::{MaapiSessions, OperationalSource};
-use crate::datastore::Datastore;
+use super::maapi::{MaapiSessions, OperationalSource, PendingApply};
+use crate::datastore::{Datastore, Transaction};
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, Reply, ThreadState, ToVm,
     VmPackage, VmStart,
@@ -109,6 +109,9 @@ struct VmEntry {
     /// Callbacks sent to the running process and not answered yet, by call id. Dropped when
     /// the process ends, which tells their callers.
     calls: HashMap<u64, oneshot::Sender<Reply>>,
+    /// The running process's transactions; the server lends it transactions of its own
+    /// (a service callback's) through here.
+    maapi: Option<Arc<Mutex<MaapiSessions>>>,
 }
 
 /// Owns every VM.
@@ -257,6 +260,50 @@ impl Supervisor {
         }
     }
 
+    /// Runs a call like [`Supervisor::call`], lending it `trans` as the server-owned
+    /// transaction `th` (added to the call as `"th"`), and takes the transaction back when the
+    /// call ends (`None` if it was lost with the VM process).
+    pub async fn call_with_transaction(
+        &self,
+        vm: &str,
+        mut call: serde_json::Value,
+        trans: Transaction,
+        timeout: Duration,
+    ) -> (Option<Transaction>, Result<Reply, CallError>) {
+        let Some(maapi) = self.vms().get(vm).and_then(|e| e.maapi.clone()) else {
+            return (Some(trans), Err(CallError::NotRunning));
+        };
+        let th = lock(&maapi).open_server_owned(trans);
+        call["th"] = th.into();
+        let result = self.call(vm, call, timeout).await;
+        let trans = lock(&maapi).take(th);
+        (trans, result)
+    }
+
+    /// Applies a VM's transaction on a blocking thread and answers the VM from there.
+    fn apply_off_task(
+        &self,
+        maapi: &Arc<Mutex<MaapiSessions>>,
+        mut pending: PendingApply,
+        id: u64,
+        commands: mpsc::Sender<ToVm>,
+    ) {
+        let maapi = Arc::clone(maapi);
+        let datastore = Arc::clone(&self.datastore);
+        tokio::spawn(async move {
+            let applied = tokio::task::spawn_blocking(move || {
+                let result = datastore.apply_transaction(&mut pending.trans);
+                (pending, result)
+            })
+            .await;
+            let reply = match applied {
+                Ok((pending, result)) => lock(&maapi).end_apply(pending, result),
+                Err(e) => Reply::error("internal", format!("applying failed: {e}")),
+            };
+            let _ = commands.send(ToVm::Reply { id, reply }).await;
+        });
+    }
+
     fn forget_call(&self, vm: &str, id: u64) {
         if let Some(entry) = self.vms().get_mut(vm) {
             entry.calls.remove(&id);
@@ -278,6 +325,7 @@ impl Supervisor {
                     wake: Arc::new(tokio::sync::Notify::new()),
                     exit_waiters: Vec::new(),
                     calls: HashMap::new(),
+                    maapi: None,
                 },
             );
             self.ensure_task(&name);
@@ -438,6 +486,7 @@ impl Supervisor {
                 };
                 entry.commands = None;
                 entry.calls.clear();
+                entry.maapi = None;
                 entry.status.current.clear();
                 for waiter in entry.exit_waiters.drain(..) {
                     let _ = waiter.send(());
@@ -494,9 +543,11 @@ impl Supervisor {
             Err(e) => return Exit::Failed(format!("cannot start the VM process: {e}")),
         };
         info!(vm, pid = process.child.id(), "VM process started");
+        let maapi = Arc::new(Mutex::new(self.maapi_sessions()));
         {
             let mut vms = self.vms();
             if let Some(entry) = vms.get_mut(vm) {
+                entry.maapi = Some(Arc::clone(&maapi));
                 entry.status = VmStatus::default();
                 entry.commands = Some(process.commands.clone());
                 if !entry.wanted {
@@ -515,7 +566,6 @@ impl Supervisor {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The id of the ping that is still unanswered, if any.
         let mut pending_ping: Option<u64> = None;
-        let mut maapi = self.maapi_sessions();
         let mut next_ping = 0u64;
         loop {
             let message = tokio::select! {
@@ -578,7 +628,15 @@ impl Supervisor {
             // configuration).
             let message = match message {
                 FromVm::Request { id, request } => {
-                    let reply = maapi.handle(request);
+                    let started = lock(&maapi).begin_apply(&request);
+                    let reply = match started {
+                        None => lock(&maapi).handle(request),
+                        Some(Err(reply)) => reply,
+                        Some(Ok(pending)) => {
+                            self.apply_off_task(&maapi, pending, id, process.commands.clone());
+                            continue;
+                        }
+                    };
                     let _ = process.commands.send(ToVm::Reply { id, reply }).await;
                     continue;
                 }
@@ -835,6 +893,11 @@ impl VmProcess {
             messages,
         })
     }
+}
+
+/// Locks a VM's transactions; a panic elsewhere does not make them unusable.
+fn lock(maapi: &Mutex<MaapiSessions>) -> MutexGuard<'_, MaapiSessions> {
+    maapi.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ async fn run(supervisor: &Supervisor, job: &UpgradeJob) -> Result<(), String> {
     let mut trans = maapi.take(th).ok_or("the upgrade transaction is gone")?;
     maapi
         .datastore()
-        .apply_transaction(&mut trans)
+        .apply_upgrade_transaction(&mut trans)
         .map_err(|e| format!("applying the upgrade's changes: {e}"))
 }
 

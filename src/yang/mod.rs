@@ -7,11 +7,13 @@
 //! `<hello>` and [`YangContext::schema_text`] to answer `<get-schema>`.
 
 pub mod context;
+mod extension;
 pub mod source;
 
 pub use context::{
     ModuleInfo, PackageYang, SubmoduleInfo, YangContext, YangError, module_namespace, raw_context,
 };
+pub use extension::extension_argument;
 
 /// The repository's `yang/` modules with the server's features, loaded once for the unit tests
 /// of every layer.

@@ -5,12 +5,14 @@
 use std::fmt::Write as _;
 
 use yang5::data::{Data, DataFormat, DataNodeRef, DataOperation, DataParserFlags, DataTree};
+use yang5::iter::NodeIterable;
 use yang5::schema::SchemaNodeKind;
 
 use super::{Call, OpOutcome, blocking};
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::rpc::OpResult;
 use crate::netconf::xml::{self, Element, escape_text};
+use crate::runtime::packages::NCS_NS;
 use crate::runtime::{ActionCall, ActionError, PackageAction};
 
 /// The YANG 1.1 action namespace.
@@ -35,11 +37,21 @@ struct PathNode {
     keys: Vec<(String, String)>,
 }
 
+/// NSO's actions on every service instance, which the datastore runs.
+enum ServiceAction {
+    /// `re-deploy`, with or without `dry-run`.
+    Redeploy { instance: String, dry_run: bool },
+    /// `get-modifications`.
+    GetModifications { instance: String },
+}
+
 /// The parsed request: where the action is, and what to call.
 struct Parsed {
     call: ActionCall,
     /// Set for an action (or rpc) with a `tailf:actionpoint`: package code runs it.
     package: Option<PackageAction>,
+    /// Set for an action of a service instance.
+    service: Option<ServiceAction>,
     /// From the top down to the action's parent.
     ancestors: Vec<PathNode>,
     /// The action itself.
@@ -104,8 +116,12 @@ pub fn is_module_rpc(call: &Call<'_>) -> bool {
         .any(|m| m.rpcs().any(|r| r.name() == op.name))
 }
 
-/// Runs what `parsed` names: package code for an actionpoint, else the server's own actions.
+/// Runs what `parsed` names: package code for an actionpoint, the datastore for a service
+/// action, else the server's own actions.
 async fn run(call: &Call<'_>, parsed: &Parsed) -> Result<String, Vec<RpcError>> {
+    if let Some(action) = &parsed.service {
+        return run_service_action(call, action).await;
+    }
     let outcome = match &parsed.package {
         Some(action) => {
             call.server
@@ -120,6 +136,57 @@ async fn run(call: &Call<'_>, parsed: &Parsed) -> Result<String, Vec<RpcError>> 
         None => call.server.runtime.action(&parsed.call).await,
     };
     outcome.map_err(|e| vec![action_error(parsed, e)])
+}
+
+/// Runs `re-deploy` or `get-modifications` of a service instance.
+async fn run_service_action(
+    call: &Call<'_>,
+    action: &ServiceAction,
+) -> Result<String, Vec<RpcError>> {
+    let datastore = std::sync::Arc::clone(&call.server.datastore);
+    let result = match action {
+        ServiceAction::Redeploy { instance, dry_run } => {
+            let (instance, dry_run) = (instance.clone(), *dry_run);
+            blocking(move || {
+                datastore
+                    .redeploy(&instance, dry_run)
+                    .map_err(RpcError::from_datastore)
+            })
+            .await?
+        }
+        ServiceAction::GetModifications { instance } => {
+            let instance = instance.clone();
+            blocking(move || {
+                datastore
+                    .service_modifications(&instance)
+                    .map(Some)
+                    .map_err(RpcError::from_datastore)
+            })
+            .await?
+        }
+    };
+    Ok(match result {
+        None => String::new(),
+        Some(xml) => format!(
+            "<result-xml xmlns=\"{NCS_NS}\"><local-node>{}</local-node></result-xml>",
+            escape_text(&xml)
+        ),
+    })
+}
+
+/// The service action that `action` (an action node of a parsed request) is, if it is one.
+fn service_action(action: &DataNodeRef<'_>) -> Option<ServiceAction> {
+    let parent = action.parent()?;
+    crate::yang::extension_argument(&parent.schema(), "tailf-ncs", "servicepoint")?;
+    let instance = parent.path();
+    match action.schema().name() {
+        "re-deploy" => Some(ServiceAction::Redeploy {
+            instance,
+            dry_run: action.children().any(|c| c.schema().name() == "dry-run"),
+        }),
+        "get-modifications" => Some(ServiceAction::GetModifications { instance }),
+        _ => None,
+    }
 }
 
 /// Parses the path-to-action XML (or an rpc) with libyang, so the action and its input are
@@ -189,6 +256,7 @@ fn parse(running: &DataTree<'static>, text: &str) -> Result<Parsed, Vec<RpcError
     }
     Ok(Parsed {
         package,
+        service: service_action(&action),
         call: ActionCall {
             path: action.path(),
             input,

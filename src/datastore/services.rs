@@ -1,0 +1,745 @@
+//! Services in the commit pipeline: NSO's FASTMAP.
+//!
+//! A list or container marked `ncs:servicepoint` holds service instances. When a commit of
+//! running creates, changes or deletes an instance, the class that a VM registered for the
+//! servicepoint runs against the commit's own tree, before it is validated and persisted:
+//! `pre_modification`, then (except for a delete) `cb_create`, then `post_modification`. What
+//! the callbacks write joins the commit; an error in any of them aborts it.
+//!
+//! FASTMAP: `cb_create` is written as if the instance were new, every time. Before it runs,
+//! what its previous run wrote is taken back, and what it writes now is recorded — so what it
+//! no longer writes disappears, and a deleted instance leaves nothing behind. Each node a
+//! service wrote records the instances that wrote it (NSO's backpointers: the node stays until
+//! the last of them lets go) and what it was before the first of them did (the reverse diff:
+//! a value the service overwrote, or a subtree it deleted, comes back).
+//!
+//! That bookkeeping is kept in the running tree itself, in the hidden `pyvmd-services` module,
+//! so it is persisted, rolled back (confirmed commits) and copied (startup) atomically with the
+//! data it describes. Only nodes that mean something are tracked: list entries, presence
+//! containers, leaves and leaf-list entries; a non-presence container is never "created" or
+//! removed by FASTMAP (it would take every sibling with it).
+//!
+//! The datastore knows nothing of Python: the runtime plugs in as [`ServiceCallbacks`].
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use yang5::context::Context;
+use yang5::data::{
+    Data, DataDiffFlags, DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags,
+};
+use yang5::ffi;
+use yang5::schema::{SchemaNodeKind, SchemaPathFormat};
+
+use super::keypath::nso_keypath;
+use super::{
+    Datastore, DatastoreError, DatastoreName, Transaction, WithDefaults, config_validation_flags,
+    raw,
+};
+
+/// The module of the bookkeeping. Client output leaves its data out.
+pub const BOOKKEEPING_MODULE: &str = "pyvmd-services";
+/// The leaf that holds the bookkeeping.
+const BOOKKEEPING_LEAF: &str = "/pyvmd-services:service-bookkeeping/fastmap";
+const BOOKKEEPING_TOP: &str = "/pyvmd-services:service-bookkeeping";
+
+/// What happened to a service instance, with NSO's numbers (`ncs.dp.NCS_SERVICE_CREATE`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceOperation {
+    /// The instance is new.
+    Create = 0,
+    /// The instance changed (or is re-deployed).
+    Update = 1,
+    /// The instance is gone.
+    Delete = 2,
+}
+
+/// Which callback runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServicePhase {
+    /// `@Service.pre_modification`: before the previous run's writes are taken back.
+    PreModification,
+    /// `@Service.create`: its writes are the instance's (FASTMAP).
+    Create,
+    /// `@Service.post_modification`: after `cb_create`.
+    PostModification,
+}
+
+impl ServicePhase {
+    /// The name the VM knows the phase by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServicePhase::PreModification => "pre_modification",
+            ServicePhase::Create => "create",
+            ServicePhase::PostModification => "post_modification",
+        }
+    }
+}
+
+/// NSO's property list: (name, value) pairs that `cb_create` returns and gets back next time.
+pub type Proplist = Vec<(String, String)>;
+
+/// One callback to run.
+#[derive(Debug)]
+pub struct ServiceCall<'a> {
+    /// The servicepoint.
+    pub point: &'a str,
+    /// Which callback.
+    pub phase: ServicePhase,
+    /// What happened to the instance.
+    pub operation: ServiceOperation,
+    /// The instance's keypath, NSO's form (`/ncs:services/svc:vlan{10}`).
+    pub keypath: &'a str,
+    /// The instance's libyang data path.
+    pub path: &'a str,
+    /// The property list of the previous run.
+    pub proplist: &'a Proplist,
+}
+
+/// The runtime's side of the services phase: runs a callback in the VM that registered the
+/// servicepoint.
+pub trait ServiceCallbacks: Send + Sync {
+    /// Whether some VM registered a class for `point` now; if not, why (for the client).
+    fn check_registered(&self, point: &str) -> Result<(), String>;
+
+    /// Runs `call` with `trans` (the commit's tree) as its transaction, and gives the
+    /// transaction back (`None` if it was lost with its VM) with the callback's outcome: the
+    /// property list it returned, if any, or the error message for the client.
+    fn run(
+        &self,
+        call: &ServiceCall<'_>,
+        trans: Transaction,
+    ) -> (Option<Transaction>, Result<Option<Proplist>, String>);
+}
+
+/// A node marked with `ncs:servicepoint`.
+#[derive(Debug, Clone)]
+struct ServicePoint {
+    point: String,
+    /// The schema node's data path (module names as prefixes): selects every instance.
+    data_path: String,
+}
+
+/// The servicepoints of the schema and the callbacks that serve them.
+pub(super) struct Services {
+    points: Vec<ServicePoint>,
+    callbacks: OnceLock<Arc<dyn ServiceCallbacks>>,
+}
+
+impl Services {
+    /// Finds the servicepoints of `ctx`.
+    pub(super) fn new(ctx: &'static Context) -> Services {
+        let points = ctx
+            .traverse()
+            .filter(|node| {
+                matches!(
+                    node.kind(),
+                    SchemaNodeKind::List | SchemaNodeKind::Container
+                )
+            })
+            .filter_map(|node| {
+                let point = crate::yang::extension_argument(&node, "tailf-ncs", "servicepoint")?;
+                Some(ServicePoint {
+                    point,
+                    data_path: node.path(SchemaPathFormat::DATA),
+                })
+            })
+            .collect();
+        Services {
+            points,
+            callbacks: OnceLock::new(),
+        }
+    }
+}
+
+/// What a node was before the first service wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum Original {
+    /// It did not exist: it goes when the last writer lets go.
+    Absent,
+    /// A leaf with this value: the value comes back.
+    Leaf(String),
+    /// A list entry, presence container or leaf-list entry that existed: it stays.
+    Present,
+    /// A subtree that a service deleted (XML, with its parents): it comes back.
+    Subtree(String),
+}
+
+/// The bookkeeping (see the module documentation), stored as JSON.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Bookkeeping {
+    /// By the instance's data path.
+    #[serde(default)]
+    instances: BTreeMap<String, InstanceRecord>,
+    /// By the node's data path.
+    #[serde(default)]
+    nodes: BTreeMap<String, NodeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct InstanceRecord {
+    point: String,
+    keypath: String,
+    /// The nodes its last `cb_create` wrote, in the order it wrote them (parents first).
+    #[serde(default)]
+    claims: Vec<String>,
+    #[serde(default)]
+    proplist: Proplist,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct NodeRecord {
+    /// The instances (data paths) that wrote the node.
+    owners: BTreeSet<String>,
+    original: Original,
+}
+
+/// What a service's callback wrote, recorded by its [`Transaction`] as it writes: each node
+/// on the way to each write, with what it was before this run first touched it.
+#[derive(Default)]
+pub(super) struct Journal {
+    touched: Vec<(String, Original)>,
+    seen: HashSet<String>,
+}
+
+impl Journal {
+    /// Before a write to `path`: the node and every node on the way to it.
+    pub(super) fn before_write(&mut self, tree: &DataTree<'static>, path: &str) {
+        for prefix in path_prefixes(path) {
+            self.touch(tree, prefix);
+        }
+    }
+
+    /// Before the instances at `paths` are deleted: the way to them, and their content, which
+    /// comes back when the service lets go.
+    pub(super) fn before_delete(&mut self, tree: &DataTree<'static>, paths: &[String]) {
+        for path in paths {
+            let prefixes = path_prefixes(path);
+            for prefix in &prefixes[..prefixes.len().saturating_sub(1)] {
+                self.touch(tree, prefix);
+            }
+            let Some(xml) = subtree_xml(tree, path) else {
+                continue;
+            };
+            if self.seen.insert(path.clone()) {
+                self.touched.push((path.clone(), Original::Subtree(xml)));
+            } else if let Some(entry) = self.touched.iter_mut().find(|(p, _)| p == path)
+                && entry.1 != Original::Absent
+            {
+                entry.1 = Original::Subtree(xml);
+            }
+        }
+    }
+
+    fn touch(&mut self, tree: &DataTree<'static>, path: &str) {
+        if self.seen.contains(path) {
+            return;
+        }
+        self.seen.insert(path.to_owned());
+        let original = match tree.find_path(path) {
+            Ok(node) => {
+                let schema = node.schema();
+                if schema.is_np_container() {
+                    return;
+                }
+                match schema.kind() {
+                    SchemaNodeKind::Leaf => {
+                        Original::Leaf(node.value_canonical().unwrap_or_default())
+                    }
+                    _ => Original::Present,
+                }
+            }
+            Err(_) => {
+                let schema_path = strip_predicates(path);
+                if tree
+                    .context()
+                    .find_path(&schema_path)
+                    .is_ok_and(|s| s.is_np_container())
+                {
+                    return;
+                }
+                Original::Absent
+            }
+        };
+        self.touched.push((path.to_owned(), original));
+    }
+}
+
+/// The data paths from the top down to `path` (itself last), split at the `/` that are not
+/// inside a predicate.
+fn path_prefixes(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, c) in path.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, '/') if depth == 0 && i > 0 => out.push(&path[..i]),
+            _ => {}
+        }
+    }
+    out.push(path);
+    out
+}
+
+/// `path` without its predicates: the schema node's path.
+fn strip_predicates(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for c in path.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, c) if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The node at `path` with its parents, as XML.
+fn subtree_xml(tree: &DataTree<'static>, path: &str) -> Option<String> {
+    let node = tree.find_path(path).ok()?;
+    let copy = node.duplicate(true).ok()?;
+    super::print_stored(&copy).ok()
+}
+
+/// True if two data nodes hold the same data, all the way down.
+fn same_data(a: &DataNodeRef<'_>, b: &DataNodeRef<'_>) -> bool {
+    // SAFETY: both are live nodes of trees of the same context.
+    unsafe {
+        ffi::lyd_compare_single(a.as_raw(), b.as_raw(), ffi::LYD_COMPARE_FULL_RECURSION)
+            == ffi::LY_ERR::LY_SUCCESS
+    }
+}
+
+fn bookkeeping_text(tree: &DataTree<'static>) -> Option<String> {
+    tree.find_path(BOOKKEEPING_LEAF)
+        .ok()
+        .and_then(|n| n.value_canonical())
+}
+
+fn read_bookkeeping(tree: &DataTree<'static>) -> Result<Bookkeeping, DatastoreError> {
+    match bookkeeping_text(tree) {
+        None => Ok(Bookkeeping::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            DatastoreError::Internal(format!("the service bookkeeping does not parse: {e}"))
+        }),
+    }
+}
+
+fn write_bookkeeping(
+    tree: &mut DataTree<'static>,
+    book: &Bookkeeping,
+) -> Result<(), DatastoreError> {
+    let ctx = tree.context();
+    raw::clear_errors(ctx);
+    if book.instances.is_empty() && book.nodes.is_empty() {
+        if tree.find_path(BOOKKEEPING_TOP).is_ok() {
+            tree.remove(BOOKKEEPING_TOP)
+                .map_err(|_| raw::last_error(ctx))?;
+        }
+        return Ok(());
+    }
+    let text = serde_json::to_string(book)
+        .map_err(|e| DatastoreError::Internal(format!("cannot write the bookkeeping: {e}")))?;
+    tree.new_path(BOOKKEEPING_LEAF, Some(&text), false)
+        .map_err(|_| raw::last_error(ctx))?;
+    Ok(())
+}
+
+/// Gives `to` the bookkeeping of `from` (a copy of a datastore made by printing and parsing).
+pub(super) fn copy_bookkeeping(
+    from: &DataTree<'static>,
+    to: &mut DataTree<'static>,
+) -> Result<(), DatastoreError> {
+    write_bookkeeping(to, &read_bookkeeping(from)?)
+}
+
+/// A service instance that the commit touches.
+#[derive(Debug, Clone)]
+struct InstanceChange {
+    point: String,
+    path: String,
+    keypath: String,
+    operation: ServiceOperation,
+}
+
+impl Services {
+    /// The instances that differ between `old` and `new`; `redeploy` (a data path) counts as
+    /// changed if it exists.
+    fn changed_instances(
+        &self,
+        old: &DataTree<'static>,
+        new: &DataTree<'static>,
+        redeploy: Option<&str>,
+    ) -> Vec<InstanceChange> {
+        let mut changes = Vec::new();
+        for sp in &self.points {
+            let instances = |tree: &DataTree<'static>| -> BTreeMap<String, String> {
+                tree.find_xpath(&sp.data_path)
+                    .map(|set| {
+                        set.into_iter()
+                            .map(|n| (n.path(), nso_keypath(&n)))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let before = instances(old);
+            let after = instances(new);
+            let change = |path: &String, keypath: &String, operation| InstanceChange {
+                point: sp.point.clone(),
+                path: path.clone(),
+                keypath: keypath.clone(),
+                operation,
+            };
+            for (path, keypath) in &after {
+                if !before.contains_key(path) {
+                    changes.push(change(path, keypath, ServiceOperation::Create));
+                } else if redeploy == Some(path.as_str()) {
+                    changes.push(change(path, keypath, ServiceOperation::Update));
+                } else if let (Ok(a), Ok(b)) = (old.find_path(path), new.find_path(path))
+                    && !same_data(&a, &b)
+                {
+                    changes.push(change(path, keypath, ServiceOperation::Update));
+                }
+            }
+            for (path, keypath) in &before {
+                if !after.contains_key(path) {
+                    changes.push(change(path, keypath, ServiceOperation::Delete));
+                }
+            }
+        }
+        // Deletes first: what they let go of is free for the others to write.
+        changes.sort_by_key(|c| c.operation != ServiceOperation::Delete);
+        changes
+    }
+}
+
+/// One commit's services phase.
+struct Phase<'a> {
+    callbacks: Option<&'a Arc<dyn ServiceCallbacks>>,
+    book: Bookkeeping,
+    /// The tree before the phase, for the transactions' `base`.
+    base: Arc<DataTree<'static>>,
+}
+
+impl Phase<'_> {
+    fn run_instance(
+        &mut self,
+        change: &InstanceChange,
+        mut tree: DataTree<'static>,
+    ) -> Result<DataTree<'static>, DatastoreError> {
+        let fail = |message: String| DatastoreError::Service {
+            path: change.path.clone(),
+            keypath: change.keypath.clone(),
+            message,
+        };
+        let record = self.book.instances.remove(&change.path);
+        let mut proplist = record
+            .as_ref()
+            .map(|r| r.proplist.clone())
+            .unwrap_or_default();
+        let claims = record.map(|r| r.claims).unwrap_or_default();
+        let registered = match self.callbacks {
+            Some(callbacks) => callbacks.check_registered(&change.point),
+            None => Err(format!(
+                "no Python class is registered for the servicepoint {}",
+                change.point
+            )),
+        };
+        // A delete goes through without its callbacks: an instance must never be stuck
+        // because its package is gone.
+        let callbacks = match registered {
+            Ok(()) => self.callbacks,
+            Err(_) if change.operation == ServiceOperation::Delete => None,
+            Err(message) => return Err(fail(message)),
+        };
+        if let Some(callbacks) = callbacks {
+            let (t, _, returned) = self.call(
+                callbacks,
+                change,
+                ServicePhase::PreModification,
+                &proplist,
+                tree,
+            )?;
+            tree = t;
+            proplist = returned.unwrap_or(proplist);
+        }
+        self.release(&mut tree, &change.path, &claims)?;
+        let Some(callbacks) = callbacks else {
+            return Ok(tree);
+        };
+        let mut record = InstanceRecord {
+            point: change.point.clone(),
+            keypath: change.keypath.clone(),
+            claims: Vec::new(),
+            proplist,
+        };
+        if change.operation != ServiceOperation::Delete {
+            let (t, journal, returned) = self.call(
+                callbacks,
+                change,
+                ServicePhase::Create,
+                &record.proplist,
+                tree,
+            )?;
+            tree = t;
+            if let Some(returned) = returned {
+                record.proplist = returned;
+            }
+            record.claims = self.claim(&tree, &change.path, journal);
+        }
+        let (t, _, returned) = self.call(
+            callbacks,
+            change,
+            ServicePhase::PostModification,
+            &record.proplist,
+            tree,
+        )?;
+        tree = t;
+        if let Some(returned) = returned {
+            record.proplist = returned;
+        }
+        if change.operation != ServiceOperation::Delete {
+            self.book.instances.insert(change.path.clone(), record);
+        }
+        Ok(tree)
+    }
+
+    fn call(
+        &self,
+        callbacks: &Arc<dyn ServiceCallbacks>,
+        change: &InstanceChange,
+        phase: ServicePhase,
+        proplist: &Proplist,
+        tree: DataTree<'static>,
+    ) -> Result<(DataTree<'static>, Journal, Option<Proplist>), DatastoreError> {
+        let call = ServiceCall {
+            point: &change.point,
+            phase,
+            operation: change.operation,
+            keypath: &change.keypath,
+            path: &change.path,
+            proplist,
+        };
+        let (trans, outcome) = callbacks.run(&call, Transaction::journaled(tree, &self.base));
+        let fail = |message: String| DatastoreError::Service {
+            path: change.path.clone(),
+            keypath: change.keypath.clone(),
+            message,
+        };
+        let trans = trans.ok_or_else(|| {
+            fail(format!(
+                "the VM serving the servicepoint {} ended during {}",
+                change.point,
+                phase.as_str()
+            ))
+        })?;
+        let returned = outcome.map_err(fail)?;
+        let (tree, journal) = trans.into_journaled();
+        Ok((tree, journal, returned))
+    }
+
+    /// Takes back what `instance` wrote: each node it wrote loses it as an owner, and a node
+    /// nobody owns any more becomes what it was before the first service wrote it.
+    fn release(
+        &mut self,
+        tree: &mut DataTree<'static>,
+        instance: &str,
+        claims: &[String],
+    ) -> Result<(), DatastoreError> {
+        let ctx = tree.context();
+        // Deepest first: a node's children go before it.
+        for path in claims.iter().rev() {
+            let Some(node) = self.book.nodes.get_mut(path) else {
+                continue;
+            };
+            node.owners.remove(instance);
+            if !node.owners.is_empty() {
+                continue;
+            }
+            let Some(record) = self.book.nodes.remove(path) else {
+                continue;
+            };
+            raw::clear_errors(ctx);
+            match record.original {
+                Original::Absent => {
+                    if tree.find_path(path).is_ok() {
+                        tree.remove(path).map_err(|_| raw::last_error(ctx))?;
+                    }
+                }
+                Original::Leaf(value) => {
+                    tree.new_path(path, Some(&value), false)
+                        .map_err(|_| raw::last_error(ctx))?;
+                }
+                Original::Present => {}
+                Original::Subtree(xml) => {
+                    let subtree = DataTree::parse_string(
+                        ctx,
+                        xml,
+                        DataFormat::XML,
+                        DataParserFlags::STRICT | DataParserFlags::NO_VALIDATION,
+                        DataValidationFlags::empty(),
+                    )
+                    .map_err(|_| raw::last_error(ctx))?;
+                    tree.merge(&subtree).map_err(|_| raw::last_error(ctx))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what `instance`'s `cb_create` wrote; returns its claims.
+    fn claim(&mut self, tree: &DataTree<'static>, instance: &str, journal: Journal) -> Vec<String> {
+        let mut claims = Vec::new();
+        for (path, original) in journal.touched {
+            if original == Original::Absent && tree.find_path(&path).is_err() {
+                continue; // created and deleted again in the same run
+            }
+            self.book
+                .nodes
+                .entry(path.clone())
+                .or_insert_with(|| NodeRecord {
+                    owners: BTreeSet::new(),
+                    original,
+                })
+                .owners
+                .insert(instance.to_owned());
+            claims.push(path);
+        }
+        claims
+    }
+}
+
+impl Datastore {
+    /// Plugs in the runtime that runs service callbacks; until then, a commit that touches a
+    /// service instance fails as if its servicepoint were not registered.
+    pub fn set_service_callbacks(&self, callbacks: Arc<dyn ServiceCallbacks>) {
+        let _ = self.services.callbacks.set(callbacks);
+    }
+
+    /// The services phase of a commit of running (the caller holds the commit lock and has
+    /// validated `new`): runs the callbacks of every instance that differs between `old`
+    /// (running) and `new`, and of `redeploy`, and gives the tree to commit, validated —
+    /// `new` itself when no instance changed. The bookkeeping always comes from `old`: what a
+    /// client wrote in its place is dropped.
+    pub(super) fn run_services(
+        &self,
+        old: &DataTree<'static>,
+        new: Arc<DataTree<'static>>,
+        redeploy: Option<&str>,
+    ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
+        let changes = self.services.changed_instances(old, &new, redeploy);
+        if changes.is_empty() && bookkeeping_text(old) == bookkeeping_text(&new) {
+            return Ok(new);
+        }
+        let mut phase = Phase {
+            callbacks: self.services.callbacks.get(),
+            book: read_bookkeeping(old)?,
+            base: Arc::clone(&new),
+        };
+        raw::clear_errors(self.ctx);
+        let mut tree = new.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        for change in &changes {
+            tree = phase.run_instance(change, tree)?;
+        }
+        write_bookkeeping(&mut tree, &phase.book)?;
+        if !changes.is_empty() {
+            raw::clear_errors(self.ctx);
+            tree.validate(config_validation_flags())
+                .map_err(|_| raw::last_error(self.ctx))?;
+        }
+        Ok(Arc::new(tree))
+    }
+
+    /// NSO's `re-deploy` of the service instance at `path` (a data path): its callbacks run
+    /// again, as for a change of the instance. With `dry_run` nothing is committed and the
+    /// change it would make is returned (libyang's diff, as XML).
+    pub fn redeploy(&self, path: &str, dry_run: bool) -> Result<Option<String>, DatastoreError> {
+        let _txn = self.txn();
+        self.check_unlocked(DatastoreName::Running, 0)?;
+        let old = self.running();
+        if old.find_path(path).is_err() {
+            return Err(DatastoreError::DataMissing {
+                path: path.to_owned(),
+            });
+        }
+        let new = self.run_services(&old, Arc::clone(&old), Some(path))?;
+        if !dry_run {
+            self.commit_running(new)?;
+            return Ok(None);
+        }
+        raw::clear_errors(self.ctx);
+        let diff = old
+            .diff(&new, DataDiffFlags::empty())
+            .map_err(|_| raw::last_error(self.ctx))?;
+        Ok(Some(super::print(diff.tree(), WithDefaults::Explicit)?))
+    }
+
+    /// NSO's `get-modifications` of the service instance at `path`: the configuration its
+    /// last `cb_create` wrote, as XML (with the parents of each node, for context).
+    pub fn service_modifications(&self, path: &str) -> Result<String, DatastoreError> {
+        let running = self.running();
+        if running.find_path(path).is_err() {
+            return Err(DatastoreError::DataMissing {
+                path: path.to_owned(),
+            });
+        }
+        let book = read_bookkeeping(&running)?;
+        let Some(record) = book.instances.get(path) else {
+            return Ok(String::new());
+        };
+        raw::clear_errors(self.ctx);
+        let mut out = DataTree::new(self.ctx);
+        for claim in &record.claims {
+            let Some(node_record) = book.nodes.get(claim) else {
+                continue;
+            };
+            // Nodes that existed before (the way to what it wrote) are not its own.
+            if node_record.original == Original::Present {
+                continue;
+            }
+            let Ok(node) = running.find_path(claim) else {
+                continue;
+            };
+            let copy = node
+                .duplicate(true)
+                .map_err(|_| raw::last_error(self.ctx))?;
+            out.merge(&copy).map_err(|_| raw::last_error(self.ctx))?;
+        }
+        super::print(&out, WithDefaults::Explicit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefixes_split_outside_predicates() {
+        assert_eq!(
+            path_prefixes("/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']"),
+            vec![
+                "/a:x",
+                "/a:x/y[k='1/2'][j=\"it's\"]",
+                "/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']",
+            ]
+        );
+        assert_eq!(path_prefixes("/a:x"), vec!["/a:x"]);
+        assert_eq!(
+            strip_predicates("/a:x/y[k='1/2']/z[.='v]']"),
+            "/a:x/y/z".to_owned()
+        );
+    }
+}
