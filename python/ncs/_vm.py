@@ -682,8 +682,12 @@ def _run_service(call):
         return False, "Python cb_%s error: %s" % (phase, str(exc) or type(exc).__name__)
     finally:
         _in_service.active = False
-    if result is None:
+    from . import CONFD_ERR, CONFD_OK
+
+    if result is None or result is CONFD_OK or (type(result) is int and result == CONFD_OK):
         return True, None
+    if type(result) is int and result == CONFD_ERR:
+        return False, "cb_%s of %s (servicepoint %s) returned CONFD_ERR" % (phase, kp, point)
     try:
         return True, [[str(name), str(value)] for name, value in result]
     except (TypeError, ValueError):

@@ -278,6 +278,7 @@ impl Datastore {
                 DatastoreError::Internal(format!("cannot merge operational data: {e}"))
             })?;
         }
+        services::add_state(&mut tree)?;
         Ok(tree)
     }
 

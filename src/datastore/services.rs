@@ -366,6 +366,43 @@ pub(super) fn copy_bookkeeping(
     write_bookkeeping(to, &read_bookkeeping(from)?)
 }
 
+/// Adds the state data of every service instance to `tree` (running with state data, for
+/// `get`): `private/property-list`, the proplist its last `cb_create` returned.
+pub(super) fn add_state(tree: &mut DataTree<'static>) -> Result<(), DatastoreError> {
+    let book = read_bookkeeping(tree)?;
+    let ctx = tree.context();
+    for (instance, record) in &book.instances {
+        for (name, value) in &record.proplist {
+            // A name with both kinds of quotes cannot be written in a predicate.
+            let Some(name) = xpath_literal(name) else {
+                continue;
+            };
+            let path = format!("{instance}/private/property-list/property[name={name}]/value");
+            raw::clear_errors(ctx);
+            // State data must not make `get` fail: a property that does not fit is left out.
+            if tree.new_path(&path, Some(value), false).is_err() {
+                tracing::warn!(
+                    instance = %instance,
+                    error = %raw::last_error(ctx),
+                    "cannot show a service's property"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `text` as an XPath string literal, if it can be one.
+fn xpath_literal(text: &str) -> Option<String> {
+    if !text.contains('\'') {
+        Some(format!("'{text}'"))
+    } else if !text.contains('"') {
+        Some(format!("\"{text}\""))
+    } else {
+        None
+    }
+}
+
 /// A service instance that the commit touches.
 #[derive(Debug, Clone)]
 struct InstanceChange {
