@@ -108,7 +108,8 @@ struct ServeArgs {
     /// Seconds a package's upgrade components may run before the upgrade is failed.
     #[arg(long, default_value_t = 300)]
     vm_upgrade_timeout: u64,
-    /// Seconds an action callback (`cb_action`) may run before the client gets an error.
+    /// Seconds an action or service callback may run before the client gets an error (a
+    /// commit that waits for a service callback fails).
     #[arg(long, default_value_t = 240)]
     vm_action_timeout: u64,
 }

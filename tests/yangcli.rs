@@ -2,7 +2,8 @@
 //! netconfd know: it connects with a password, discovers our modules through `/modules-state`
 //! and `<get-schema>`, reads with `sget` (subtree filter) and `xget` (XPath filter), edits the
 //! candidate with `merge`, and `commit`s and `save`s (commit, then copy-config running to
-//! startup). The result is then read back with ncclient.
+//! startup); it runs a package rpc and `create`s a service instance, whose `cb_create` writes
+//! derived configuration. The result is then read back with ncclient.
 //!
 //! Without yangcli (or python3 with ncclient) the test prints a loud notice and passes, except
 //! under CI (`CI=true`), where that is a failure.
@@ -126,13 +127,47 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
         return;
     }
 
+    let python = std::env::var("PYVMD_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let probe = Command::new(&python)
+        .args(["-c", "import ncclient"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !probe && !missing("python3 with ncclient is not available to drive and check the test") {
+        return;
+    }
+
     let dir = tempfile::tempdir().expect("tempdir");
-    // The example package with YANG and actions: yangcli loads its modules and runs its rpc.
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("packages/demo-actions"),
-        &dir.path().join("packages/demo-actions"),
-    );
+    // The example packages with YANG: yangcli loads their modules, runs the package rpc and
+    // creates a service instance, whose cb_create writes the VLAN it asks for.
+    for package in ["demo-actions", "demo-service"] {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("packages").join(package),
+            &dir.path().join("packages").join(package),
+        );
+    }
     let server = Server::start(dir.path());
+    // A commit of a service instance needs the VM that serves it.
+    let wait = format!(
+        r#"
+import time
+from ncclient import manager
+m = manager.connect(host="127.0.0.1", port={port}, username="admin", password="admin",
+                    hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=30)
+f = ("subtree", '<python-vm xmlns="http://tail-f.com/ns/ncs"><status/></python-vm>')
+deadline = time.monotonic() + 60
+while "vlan-service (service)" not in m.get(filter=f).xml:
+    assert time.monotonic() < deadline, "the demo-service VM did not register its servicepoint"
+    time.sleep(0.2)
+m.close_session()
+"#,
+        port = server.port
+    );
+    let mut command = Command::new(&python);
+    command.args(["-c", &wait]);
+    let (ok, output) = run(command, Duration::from_secs(90));
+    assert!(ok, "waiting for the service VM failed:\n{output}");
     let script = dir.path().join("script.yc");
     std::fs::write(
         &script,
@@ -142,7 +177,10 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
          save\n\
          xget /python-vm/logging\n\
          sget /python-vm/logging\n\
-         echo message=hello upper=true\n",
+         echo message=hello upper=true\n\
+         create /services/vlan-service -- name=lab vlan-id=99 port=ge9\n\
+         commit\n\
+         xget /vlans\n",
     )
     .expect("script written");
 
@@ -165,6 +203,7 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
         "tailf-ncs-alarms",
         "demo-actions",
         "demo-legacy",
+        "demo-service",
     ] {
         assert!(
             output.contains(&format!("Got autoload reply for '{module}'")),
@@ -204,17 +243,12 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
         "the package rpc did not answer:\n{output}"
     );
 
+    assert!(
+        output.contains("vlan 99") && output.contains("name vlan-99"),
+        "the service instance did not write its VLAN:\n{output}"
+    );
+
     // Read back with ncclient: running and startup both hold the change.
-    let python = std::env::var("PYVMD_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let probe = Command::new(&python)
-        .args(["-c", "import ncclient"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !probe && !missing("python3 with ncclient is not available to read the result back") {
-        return;
-    }
     let reader = format!(
         r#"
 from ncclient import manager

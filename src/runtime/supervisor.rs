@@ -89,7 +89,7 @@ pub struct SupervisorOptions {
     pub heartbeat: Duration,
     /// How long a package's upgrade components may run before the upgrade is failed.
     pub upgrade_timeout: Duration,
-    /// How long an action callback may run before its caller gets an error.
+    /// How long an action or service callback may run before its caller gets an error.
     pub action_timeout: Duration,
 }
 
