@@ -26,6 +26,8 @@ pub struct BenchOptions {
     pub edits: usize,
     /// Sessions in the session-rate figure.
     pub sessions: usize,
+    /// Create/delete cycles of a service instance in the services' memory figure.
+    pub service_cycles: usize,
 }
 
 /// One measured figure.
@@ -282,6 +284,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
     figures.extend(package_actions(&options.yang_dir, options.round_trips).await?);
+    figures.extend(services(&options.yang_dir, options.edits, options.service_cycles).await?);
 
     println!(
         "{:<58} {:>12}  {:<5} {:>10}  verdict",
@@ -558,6 +561,179 @@ async fn package_actions(
         Figure::new("package action latency p50", pct(0.50), "ms"),
         Figure::new("package action latency p99", pct(0.99), "ms"),
     ])
+}
+
+/// The package of the services benchmark: a trivial service (`cb_create` writes one leaf) and
+/// a bulk one (`cb_create` writes `count` list entries of two leaves each).
+const BENCH_SERVICE_YANG: &str = r#"
+module bench-service {
+  yang-version 1.1;
+  namespace "urn:pyvmd-bench:service";
+  prefix bs;
+  import tailf-ncs { prefix ncs; }
+  container out {
+    list entry { key name; leaf name { type string; } leaf value { type string; } }
+    list item { key id; leaf id { type uint32; } leaf owner { type string; } }
+  }
+  augment /ncs:services {
+    list trivial {
+      key name; uses ncs:service-data; ncs:servicepoint bench-trivial;
+      leaf name { type string; }
+    }
+    list bulk {
+      key name; uses ncs:service-data; ncs:servicepoint bench-bulk;
+      leaf name { type string; }
+      leaf count { type uint32; }
+    }
+  }
+}
+"#;
+
+const BENCH_SERVICE_PY: &str = r#"
+from ncs.application import Application, Service
+
+
+class Trivial(Service):
+    @Service.create
+    def cb_create(self, tctx, root, service, proplist):
+        root.bs__out.entry.create(service.name).value = "x"
+
+
+class Bulk(Service):
+    @Service.create
+    def cb_create(self, tctx, root, service, proplist):
+        items = root.bs__out.item
+        for i in range(service.count):
+            items.create(i).owner = service.name
+
+
+class Main(Application):
+    def setup(self):
+        self.register_service("bench-trivial", Trivial)
+        self.register_service("bench-bulk", Bulk)
+"#;
+
+/// Services: the commit round trip of a trivial service instance, a `cb_create` that writes
+/// 1,000 list entries, and the memory of the server and the VM over many create/delete cycles.
+async fn services(
+    yang_dir: &std::path::Path,
+    creates: usize,
+    cycles: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let packages = tempfile::tempdir()?;
+    let package = packages.path().join("bench-service");
+    std::fs::create_dir_all(package.join("src/yang"))?;
+    std::fs::create_dir_all(package.join("python"))?;
+    std::fs::write(
+        package.join("package-meta-data.xml"),
+        "<ncs-package xmlns=\"http://tail-f.com/ns/ncs-packages\"><name>bench-service</name>\
+         <package-version>1.0</package-version><component><name>main</name><application>\
+         <python-class-name>bench_service.Main</python-class-name></application></component>\
+         </ncs-package>",
+    )?;
+    std::fs::write(
+        package.join("src/yang/bench-service.yang"),
+        BENCH_SERVICE_YANG,
+    )?;
+    std::fs::write(package.join("python/bench_service.py"), BENCH_SERVICE_PY)?;
+    let server = ServerProcess::start(yang_dir, Some(packages.path()))?;
+    let mut client = connect_when_ready(server.addr).await?;
+    let services =
+        |inner: String| edit_config(&format!("<services xmlns=\"{NS_NCS}\">{inner}</services>"));
+    let trivial = |name: &str, delete: bool| {
+        let op = if delete {
+            " xmlns:nc=\"urn:ietf:params:xml:ns:netconf:base:1.0\" nc:operation=\"delete\""
+        } else {
+            ""
+        };
+        services(format!(
+            "<trivial xmlns=\"urn:pyvmd-bench:service\"{op}><name>{name}</name></trivial>"
+        ))
+    };
+    // The VM registers its servicepoints once it has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .rpc(&trivial("warm-up", false))
+        .await?
+        .contains("<rpc-error>")
+    {
+        if Instant::now() > deadline {
+            bail!("the bench-service package did not start within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut latencies = Vec::with_capacity(creates);
+    for i in 0..creates {
+        let edit = trivial(&format!("t{i}"), false);
+        let start = Instant::now();
+        expect_ok_or_data(&client.rpc(&edit).await?)?;
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let pct =
+        |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    let mut figures = vec![
+        Figure::new("service create (trivial cb_create) p50", pct(0.50), "ms").at_most(3.0),
+        Figure::new("service create (trivial cb_create) p99", pct(0.99), "ms"),
+    ];
+
+    let bulk = services(
+        "<bulk xmlns=\"urn:pyvmd-bench:service\"><name>b</name><count>1000</count></bulk>".into(),
+    );
+    let start = Instant::now();
+    expect_ok_or_data(&client.rpc(&bulk).await?)?;
+    figures.push(
+        Figure::new(
+            "service create, cb_create writing 1,000 entries",
+            start.elapsed().as_secs_f64() * 1000.0,
+            "ms",
+        )
+        .at_most(100.0),
+    );
+
+    let vm_rss = || -> anyhow::Result<f64> {
+        let kib: u64 = server
+            .vm_pids()
+            .into_iter()
+            .map(rss_kib)
+            .collect::<anyhow::Result<Vec<u64>>>()?
+            .into_iter()
+            .sum();
+        Ok(kib as f64 / 1024.0)
+    };
+    // Warm up first: allocators and caches settle in the first cycles.
+    let warm = (cycles / 10).max(1);
+    let mut server_before = 0.0;
+    let mut vm_before = 0.0;
+    let start = Instant::now();
+    for i in 0..cycles {
+        if i == warm {
+            server_before = server.rss_kib()? as f64 / 1024.0;
+            vm_before = vm_rss()?;
+        }
+        expect_ok_or_data(&client.rpc(&trivial("cycle", false)).await?)?;
+        expect_ok_or_data(&client.rpc(&trivial("cycle", true)).await?)?;
+    }
+    let rate = cycles as f64 / start.elapsed().as_secs_f64();
+    let server_after = server.rss_kib()? as f64 / 1024.0;
+    let vm_after = vm_rss()?;
+    client.close().await?;
+    figures.push(Figure::new(
+        format!("service create+delete cycles/s ({cycles})"),
+        rate,
+        "1/s",
+    ));
+    figures.push(Figure::new(
+        format!("server RSS growth, cycles {warm}..{cycles}"),
+        server_after - server_before,
+        "MiB",
+    ));
+    figures.push(Figure::new(
+        format!("VM RSS growth, cycles {warm}..{cycles}"),
+        vm_after - vm_before,
+        "MiB",
+    ));
+    Ok(figures)
 }
 
 /// Copies a directory tree (a package).

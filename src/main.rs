@@ -51,6 +51,9 @@ struct BenchArgs {
     /// Sessions in the session-rate figure.
     #[arg(long, default_value_t = 100)]
     sessions: usize,
+    /// Create/delete cycles of a service instance in the services' memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    service_cycles: usize,
 }
 
 #[derive(Args)]
@@ -128,6 +131,7 @@ fn main() -> anyhow::Result<()> {
                 round_trips: args.round_trips,
                 edits: args.edits,
                 sessions: args.sessions,
+                service_cycles: args.service_cycles,
             })),
     }
 }

@@ -143,7 +143,9 @@ fn yangcli_discovers_reads_edits_commits_and_saves() {
     // creates a service instance, whose cb_create writes the VLAN it asks for.
     for package in ["demo-actions", "demo-service"] {
         copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("packages").join(package),
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packages")
+                .join(package),
             &dir.path().join("packages").join(package),
         );
     }

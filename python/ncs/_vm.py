@@ -558,6 +558,8 @@ def _run_call(call_id, call):
             ok, value = _run_action(call)
         elif call.get("kind") == "service":
             ok, value = _run_service(call)
+        elif call.get("kind") == "validation":
+            ok, value = _run_validation(call)
         else:
             ok, value = False, "unknown call %r" % (call.get("kind"),)
     except BaseException as exc:  # noqa: BLE001  (a bug of ours must still answer the call)
@@ -631,14 +633,15 @@ class TransCtx:
         return "TransCtx(th=%r, uinfo=%r)" % (self.th, self.uinfo)
 
 
-# Threads running a service callback: their commit holds the commit lock, so applying another
-# transaction from them would wait for themselves.
-_in_service = threading.local()
+# Threads running a service or validation callback: their commit holds the commit lock, so
+# applying another transaction from them would wait for themselves.
+_in_commit = threading.local()
 
 
-def in_service_callback():
-    """True in a thread that runs a service callback (``ncs.maapi`` refuses ``apply`` there)."""
-    return getattr(_in_service, "active", False)
+def in_commit_callback():
+    """True in a thread that runs a service or validation callback (``ncs.maapi`` refuses
+    ``apply`` there)."""
+    return getattr(_in_commit, "active", False)
 
 
 def _run_service(call):
@@ -667,7 +670,7 @@ def _run_service(call):
     trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ_WRITE)
     tctx = TransCtx(call["th"], UserInfo(call.get("user", "system"), "system"))
     root = maagic.get_root(trans)
-    _in_service.active = True
+    _in_commit.active = True
     try:
         if phase == "create":
             service = maagic.get_node(trans, kp)
@@ -681,7 +684,7 @@ def _run_service(call):
             exc_info=exc)
         return False, "Python cb_%s error: %s" % (phase, str(exc) or type(exc).__name__)
     finally:
-        _in_service.active = False
+        _in_commit.active = False
     from . import CONFD_ERR, CONFD_OK
 
     if result is None or result is CONFD_OK or (type(result) is int and result == CONFD_OK):
@@ -693,3 +696,45 @@ def _run_service(call):
     except (TypeError, ValueError):
         return False, ("cb_%s of %s returned %r: a proplist is a list of (name, value) pairs"
                        % (phase, point, result))
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls from the server: validation points
+
+
+def _run_validation(call):
+    """Runs ``cb_validate`` of the class registered for the call's validation point on the
+    server's read-only transaction ``th`` (the configuration being validated); (True, None) or
+    (False, the error message)."""
+    import _ncs
+
+    from . import CONFD_ERR, maagic, maapi
+
+    point = call["point"]
+    reg = lookup("validation", point)
+    if reg is None:
+        return False, "no validation callback is registered for the validation point %s" % point
+    instance = reg.instance
+    method = _callback_method(instance, "validate")
+    if method is None:
+        return False, ("%s (validation point %s) has no method decorated with "
+                       "@ValidationPoint.validate" % (type(instance).__name__, point))
+    threading.current_thread().ncs_context = app_state(reg.app).ctx
+    kp = call["kp"]
+    trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ)
+    tctx = TransCtx(call["th"], UserInfo(call.get("user", "system"), "system"))
+    tctx.mode = _ncs.READ
+    value = call.get("value")
+    newval = None if value is None else _ncs.Value(value)
+    _in_commit.active = True
+    try:
+        result = method(tctx, kp, newval, maagic.get_root(trans))
+    except BaseException as exc:  # noqa: BLE001  (package code: any failure rejects)
+        logging.getLogger(type(instance).__module__).info(
+            "validation %s of %s rejected: %s", point, kp, _last_line(exc))
+        return False, str(exc) or type(exc).__name__
+    finally:
+        _in_commit.active = False
+    if type(result) is int and result == CONFD_ERR:
+        return False, "the validation point %s returned CONFD_ERR" % point
+    return True, None

@@ -110,11 +110,17 @@ class ValidationPoint(_Callbacks):
 
     @staticmethod
     def validate(fn):
-        """Decorates ``cb_validate(self, tctx, kp, newval, root)``."""
+        """Decorates ``cb_validate(self, tctx, kp, newval)``: ``kp`` is the keypath of the node
+        to check, ``newval`` its value (for a leaf; None otherwise). Raising, or returning
+        ``ncs.CONFD_ERR``, rejects the configuration. The form with a fifth argument, ``root``
+        (the configuration being validated, read-only), is also accepted."""
+        takes_root = _positional_count(fn) in (None, 5)
 
         @functools.wraps(fn)
         def wrapper(self, tctx, kp, newval, root):
-            return fn(self, tctx, kp, newval, root)
+            if takes_root:
+                return fn(self, tctx, kp, newval, root)
+            return fn(self, tctx, kp, newval)
 
         wrapper._ncs_callback = "validate"
         return wrapper

@@ -121,6 +121,29 @@ class Maapi:
         """Starts a transaction, ``rw`` being ``ncs.READ`` or ``ncs.READ_WRITE``."""
         return Transaction(self, rw=rw, db=db)
 
+    def attach(self, ctx_or_th, hashed_ns=0, usid=0):
+        """The transaction of a callback, as NSO's ``attach``: ``ctx_or_th`` is the callback's
+        ``tctx`` (or its ``th``). Returns a :class:`Transaction` on it; the server owns it, so
+        :meth:`detach` and :meth:`close` leave it open."""
+        th = getattr(ctx_or_th, "th", ctx_or_th)
+        rw = getattr(ctx_or_th, "mode", _ncs.READ_WRITE)
+        return Transaction(self, th=th, rw=rw)
+
+    def attach2(self, hashed_ns, usid, th):
+        """``attach`` by transaction handle (NSO's ``attach2``)."""
+        return self.attach(th)
+
+    def detach(self, ctx_or_th):
+        """Stops using an attached transaction (it stays open: the server owns it)."""
+        th = getattr(ctx_or_th, "th", ctx_or_th)
+        for trans in self._open_transactions():
+            if trans.th == th:
+                trans.finish()
+
+    def detach2(self, th):
+        """``detach`` by transaction handle."""
+        self.detach(th)
+
     def close(self):
         """Finishes the transactions started here that are still open (not those the server
         owns), and ends the user session."""
@@ -273,15 +296,16 @@ class Transaction:
 
     def apply(self, keep_open=True, flags=0):
         """Commits the changes to running; with ``keep_open=False`` the transaction is then
-        finished. ``flags`` is accepted for NSO compatibility. Not allowed inside a service
-        callback, whose commit is still in progress: write through its ``root`` instead."""
+        finished. ``flags`` is accepted for NSO compatibility. Not allowed inside a service or
+        validation callback, whose commit is still in progress: a service writes through its
+        ``root`` instead."""
         from . import _vm
 
-        if _vm.in_service_callback():
+        if _vm.in_commit_callback():
             raise _error.Error(
                 _ncs.ERR_BADSTATE,
-                "cannot apply a transaction inside a service callback: its commit is in "
-                "progress (write through the callback's root or service node instead)")
+                "cannot apply a transaction inside a service or validation callback: its "
+                "commit is in progress (a service writes through its root or service node)")
         self._request("apply")
         if not keep_open:
             self.finish()

@@ -104,7 +104,7 @@ impl Datastore {
         }
         if let Some(tree) = candidate
             && let Err(e) = self
-                .run_services(&before, tree, None)
+                .prepare_commit(&before, tree)
                 .and_then(|tree| self.commit_running(tree))
         {
             if starts_series {

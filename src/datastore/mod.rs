@@ -10,6 +10,7 @@
 //! `xpath`). Every change of running, whatever operation causes it, goes through
 //! `commit_running`, which persists, swaps the snapshot and tells subscribers.
 
+mod callbacks;
 mod confirm;
 mod edit;
 mod error;
@@ -22,8 +23,13 @@ mod raw;
 mod services;
 mod store;
 mod transaction;
+mod validation;
 mod xpath;
 
+pub use callbacks::{
+    CallbackKind, CommitCallbacks, Proplist, ServiceCall, ServiceOperation, ServicePhase,
+    ValidationCall,
+};
 pub use confirm::{
     CommitRequest, ConfirmRequest, ConfirmTimer, DEFAULT_CONFIRM_TIMEOUT, SessionCleanup,
 };
@@ -34,7 +40,6 @@ pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use persist::write_atomically;
 pub use raw::{clear_errors, last_error};
-pub use services::{Proplist, ServiceCall, ServiceCallbacks, ServiceOperation, ServicePhase};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;
@@ -128,8 +133,11 @@ pub struct Datastore {
     rollback_file: PathBuf,
     /// Global locks; changed only under `commit`.
     locks: Mutex<locks::LockTable>,
-    /// The servicepoints, and the runtime that runs their callbacks in every commit.
+    /// The servicepoints and validation points of the schema.
     services: services::Services,
+    validation: validation::ValidationPoints,
+    /// The runtime that runs their callbacks in every commit; set once it runs.
+    callbacks: std::sync::OnceLock<Arc<dyn CommitCallbacks>>,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -188,6 +196,8 @@ impl Datastore {
             rollback_file,
             locks: Mutex::new(locks::LockTable::default()),
             services: services::Services::new(ctx),
+            validation: validation::ValidationPoints::new(ctx),
+            callbacks: std::sync::OnceLock::new(),
         })
     }
 
@@ -204,6 +214,25 @@ impl Datastore {
     /// Follows running: the receiver sees every committed configuration.
     pub fn subscribe(&self) -> watch::Receiver<Arc<DataTree<'static>>> {
         self.running.subscribe()
+    }
+
+    /// Plugs in the runtime that runs package callbacks in commits; until then, a commit that
+    /// needs one fails as if its point were not registered.
+    pub fn set_commit_callbacks(&self, callbacks: Arc<dyn CommitCallbacks>) {
+        let _ = self.callbacks.set(callbacks);
+    }
+
+    /// What package code does in a commit of running, between the edit (validated, in `new`)
+    /// and the commit: the services phase, then the validation points. Gives the tree to
+    /// commit. The caller holds the commit lock.
+    fn prepare_commit(
+        &self,
+        old: &DataTree<'static>,
+        new: Arc<DataTree<'static>>,
+    ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
+        let tree = self.run_services(old, new, None)?;
+        self.check_validation_points(&tree)?;
+        Ok(tree)
     }
 
     /// Makes a validated tree the running configuration: on disk first, then in memory, then
@@ -223,15 +252,15 @@ impl Datastore {
     /// Validates a complete configuration given as XML (the inline `<config>` of `validate`).
     pub fn validate_config(&self, config: &str) -> Result<(), DatastoreError> {
         raw::clear_errors(self.ctx);
-        DataTree::parse_string(
+        let tree = DataTree::parse_string(
             self.ctx,
             config,
             DataFormat::XML,
             config_parse_flags(),
             config_validation_flags(),
         )
-        .map(|_| ())
-        .map_err(|_| raw::last_error(self.ctx))
+        .map_err(|_| raw::last_error(self.ctx))?;
+        self.check_validation_points(&Arc::new(tree))
     }
 
     /// Prints running, or what `filter` selects of it, as XML.

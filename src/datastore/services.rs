@@ -19,10 +19,10 @@
 //! containers, leaves and leaf-list entries; a non-presence container is never "created" or
 //! removed by FASTMAP (it would take every sibling with it).
 //!
-//! The datastore knows nothing of Python: the runtime plugs in as [`ServiceCallbacks`].
+//! The datastore knows nothing of Python: the runtime plugs in as [`CommitCallbacks`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use yang5::context::Context;
@@ -32,6 +32,9 @@ use yang5::data::{
 use yang5::ffi;
 use yang5::schema::{SchemaNodeKind, SchemaPathFormat};
 
+use super::callbacks::{
+    CallbackKind, CommitCallbacks, Proplist, ServiceCall, ServiceOperation, ServicePhase,
+};
 use super::keypath::nso_keypath;
 use super::{
     Datastore, DatastoreError, DatastoreName, Transaction, WithDefaults, config_validation_flags,
@@ -44,75 +47,6 @@ pub const BOOKKEEPING_MODULE: &str = "pyvmd-services";
 const BOOKKEEPING_LEAF: &str = "/pyvmd-services:service-bookkeeping/fastmap";
 const BOOKKEEPING_TOP: &str = "/pyvmd-services:service-bookkeeping";
 
-/// What happened to a service instance, with NSO's numbers (`ncs.dp.NCS_SERVICE_CREATE`...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceOperation {
-    /// The instance is new.
-    Create = 0,
-    /// The instance changed (or is re-deployed).
-    Update = 1,
-    /// The instance is gone.
-    Delete = 2,
-}
-
-/// Which callback runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServicePhase {
-    /// `@Service.pre_modification`: before the previous run's writes are taken back.
-    PreModification,
-    /// `@Service.create`: its writes are the instance's (FASTMAP).
-    Create,
-    /// `@Service.post_modification`: after `cb_create`.
-    PostModification,
-}
-
-impl ServicePhase {
-    /// The name the VM knows the phase by.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServicePhase::PreModification => "pre_modification",
-            ServicePhase::Create => "create",
-            ServicePhase::PostModification => "post_modification",
-        }
-    }
-}
-
-/// NSO's property list: (name, value) pairs that `cb_create` returns and gets back next time.
-pub type Proplist = Vec<(String, String)>;
-
-/// One callback to run.
-#[derive(Debug)]
-pub struct ServiceCall<'a> {
-    /// The servicepoint.
-    pub point: &'a str,
-    /// Which callback.
-    pub phase: ServicePhase,
-    /// What happened to the instance.
-    pub operation: ServiceOperation,
-    /// The instance's keypath, NSO's form (`/ncs:services/svc:vlan{10}`).
-    pub keypath: &'a str,
-    /// The instance's libyang data path.
-    pub path: &'a str,
-    /// The property list of the previous run.
-    pub proplist: &'a Proplist,
-}
-
-/// The runtime's side of the services phase: runs a callback in the VM that registered the
-/// servicepoint.
-pub trait ServiceCallbacks: Send + Sync {
-    /// Whether some VM registered a class for `point` now; if not, why (for the client).
-    fn check_registered(&self, point: &str) -> Result<(), String>;
-
-    /// Runs `call` with `trans` (the commit's tree) as its transaction, and gives the
-    /// transaction back (`None` if it was lost with its VM) with the callback's outcome: the
-    /// property list it returned, if any, or the error message for the client.
-    fn run(
-        &self,
-        call: &ServiceCall<'_>,
-        trans: Transaction,
-    ) -> (Option<Transaction>, Result<Option<Proplist>, String>);
-}
-
 /// A node marked with `ncs:servicepoint`.
 #[derive(Debug, Clone)]
 struct ServicePoint {
@@ -121,10 +55,9 @@ struct ServicePoint {
     data_path: String,
 }
 
-/// The servicepoints of the schema and the callbacks that serve them.
+/// The servicepoints of the schema.
 pub(super) struct Services {
     points: Vec<ServicePoint>,
-    callbacks: OnceLock<Arc<dyn ServiceCallbacks>>,
 }
 
 impl Services {
@@ -146,10 +79,7 @@ impl Services {
                 })
             })
             .collect();
-        Services {
-            points,
-            callbacks: OnceLock::new(),
-        }
+        Services { points }
     }
 }
 
@@ -465,7 +395,7 @@ impl Services {
 
 /// One commit's services phase.
 struct Phase<'a> {
-    callbacks: Option<&'a Arc<dyn ServiceCallbacks>>,
+    callbacks: Option<&'a Arc<dyn CommitCallbacks>>,
     book: Bookkeeping,
     /// The tree before the phase, for the transactions' `base`.
     base: Arc<DataTree<'static>>,
@@ -489,7 +419,7 @@ impl Phase<'_> {
             .unwrap_or_default();
         let claims = record.map(|r| r.claims).unwrap_or_default();
         let registered = match self.callbacks {
-            Some(callbacks) => callbacks.check_registered(&change.point),
+            Some(callbacks) => callbacks.check_registered(CallbackKind::Service, &change.point),
             None => Err(format!(
                 "no Python class is registered for the servicepoint {}",
                 change.point
@@ -556,7 +486,7 @@ impl Phase<'_> {
 
     fn call(
         &self,
-        callbacks: &Arc<dyn ServiceCallbacks>,
+        callbacks: &Arc<dyn CommitCallbacks>,
         change: &InstanceChange,
         phase: ServicePhase,
         proplist: &Proplist,
@@ -570,7 +500,8 @@ impl Phase<'_> {
             path: &change.path,
             proplist,
         };
-        let (trans, outcome) = callbacks.run(&call, Transaction::journaled(tree, &self.base));
+        let (trans, outcome) =
+            callbacks.run_service(&call, Transaction::journaled(tree, &self.base));
         let fail = |message: String| DatastoreError::Service {
             path: change.path.clone(),
             keypath: change.keypath.clone(),
@@ -660,12 +591,6 @@ impl Phase<'_> {
 }
 
 impl Datastore {
-    /// Plugs in the runtime that runs service callbacks; until then, a commit that touches a
-    /// service instance fails as if its servicepoint were not registered.
-    pub fn set_service_callbacks(&self, callbacks: Arc<dyn ServiceCallbacks>) {
-        let _ = self.services.callbacks.set(callbacks);
-    }
-
     /// The services phase of a commit of running (the caller holds the commit lock and has
     /// validated `new`): runs the callbacks of every instance that differs between `old`
     /// (running) and `new`, and of `redeploy`, and gives the tree to commit, validated —
@@ -682,7 +607,7 @@ impl Datastore {
             return Ok(new);
         }
         let mut phase = Phase {
-            callbacks: self.services.callbacks.get(),
+            callbacks: self.callbacks.get(),
             book: read_bookkeeping(old)?,
             base: Arc::clone(&new),
         };
@@ -714,6 +639,7 @@ impl Datastore {
         }
         let new = self.run_services(&old, Arc::clone(&old), Some(path))?;
         if !dry_run {
+            self.check_validation_points(&new)?;
             self.commit_running(new)?;
             return Ok(None);
         }

@@ -242,7 +242,8 @@ impl Datastore {
             .duplicate()
             .map_err(|_| raw::last_error(self.ctx))?;
         copy.validate(config_validation_flags())
-            .map_err(|_| raw::last_error(self.ctx))
+            .map_err(|_| raw::last_error(self.ctx))?;
+        self.check_validation_points(&Arc::new(copy))
     }
 
     /// `lock` (RFC 6241 §7.5). Denied while another session (or this one) holds the lock, and
@@ -309,7 +310,7 @@ impl Datastore {
     ) -> Result<(), DatastoreError> {
         match target {
             DatastoreName::Running => {
-                let tree = self.run_services(&self.running(), Arc::new(tree), None)?;
+                let tree = self.prepare_commit(&self.running(), Arc::new(tree))?;
                 self.commit_running(tree)
             }
             DatastoreName::Candidate => {

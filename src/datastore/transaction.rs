@@ -117,7 +117,7 @@ impl Datastore {
         tree.validate(config_validation_flags())
             .map_err(|_| raw::last_error(self.ctx))?;
         let tree = match services {
-            true => self.run_services(&running, Arc::new(tree), None)?,
+            true => self.prepare_commit(&running, Arc::new(tree))?,
             false => Arc::new(tree),
         };
         let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx))?;
@@ -188,7 +188,22 @@ impl Transaction {
         }
     }
 
-    /// The tree and what was written to it, back from a service callback.
+    /// A read-only transaction on a commit's `tree` (which grew out of `base`), for a
+    /// validation callback.
+    pub(super) fn read_only_on(
+        tree: DataTree<'static>,
+        base: &Arc<DataTree<'static>>,
+    ) -> Transaction {
+        Transaction {
+            tree,
+            base: Arc::clone(base),
+            writable: false,
+            changes: Vec::new(),
+            journal: None,
+        }
+    }
+
+    /// The tree and what was written to it, back from a callback.
     pub(super) fn into_journaled(self) -> (DataTree<'static>, Journal) {
         (self.tree, self.journal.unwrap_or_default())
     }

@@ -5,10 +5,10 @@
 
 mod actions;
 mod alarms;
+mod callbacks;
 mod config;
 mod maapi;
 pub mod packages;
-mod services;
 mod status;
 mod supervisor;
 mod upgrade;
@@ -27,9 +27,9 @@ use tracing::info;
 use crate::datastore::Datastore;
 use crate::vm::protocol::{VmComponent, VmPackage};
 use alarms::AlarmList;
+use callbacks::CommitRunner;
 use maapi::OperationalSource;
 use packages::PackageSet;
-use services::ServiceRunner;
 use supervisor::Supervisor;
 use upgrade::PackageVersions;
 
@@ -157,8 +157,8 @@ impl Runtime {
             dir = %packages_dir.display(),
             "packages loaded"
         );
-        // After the upgrades: their changes do not run service callbacks (as in NSO).
-        datastore.set_service_callbacks(Arc::new(ServiceRunner::new(
+        // After the upgrades: their changes do not run package callbacks (as in NSO).
+        datastore.set_commit_callbacks(Arc::new(CommitRunner::new(
             Arc::clone(&supervisor),
             tokio::runtime::Handle::current(),
         )));

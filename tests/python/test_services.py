@@ -57,6 +57,10 @@ module probe {
       leaf name { type string; }
     }
   }
+  leaf checked {
+    type string;
+    tailf:validate nobody-validates;
+  }
   container tools {
     tailf:action create-probe {
       tailf:actionpoint probe-tools;
@@ -360,6 +364,52 @@ class TestServices(RuntimeTestCase):
         self.assertIn("self.last_service = service.name",
                       found.findtext("al:last-alarm-text", namespaces=NS))
         self.edit(vlan_service("s", 70, op="delete"))
+
+
+class TestValidationPoints(RuntimeTestCase):
+    """tailf:validate calls cb_validate in every commit and in validate."""
+
+    @classmethod
+    def write_packages(cls, root, tmp):
+        TestServices.write_packages(root, tmp)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        TestServices.wait_registered(cls)
+        RuntimeTestCase.wait_for(
+            cls, "the validation point",
+            lambda: "port-in-one-vlan (validation)" in cls.m.get(
+                filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml)
+
+    def test_a_rejecting_callback_fails_commit_and_validate(self):
+        self.assertTrue(self.m.edit_config(target="running", config=services(
+            vlan_service("x", 80, ["ge80"]))).ok)
+        before = self.m.get_config("running").data_xml
+        reply = self.m.edit_config(target="running", config=services(
+            vlan_service("y", 81, ["ge80"])))
+        self.assertFalse(reply.ok)
+        self.assertEqual(reply.error.tag, "operation-failed")
+        self.assertIn("port ge80 is already in VLAN 8", reply.error.message)
+        self.assertEqual(self.m.get_config("running").data_xml, before)
+        # The candidate with the same conflict does not validate, and does not commit.
+        self.assertTrue(self.m.edit_config(target="candidate", config=services(
+            vlan_service("y", 81, ["ge80"]))).ok)
+        reply = self.m.validate(source="candidate")
+        self.assertFalse(reply.ok)
+        self.assertIn("port ge80 is already in VLAN", reply.error.message)
+        self.assertFalse(self.m.commit().ok)
+        self.m.discard_changes()
+        # Without the conflict all is well.
+        self.assertTrue(self.m.edit_config(target="running", config=services(
+            vlan_service("y", 81, ["ge81"]))).ok)
+        self.assertTrue(self.m.validate(source="running").ok)
+
+    def test_a_point_nobody_registered_rejects(self):
+        reply = self.m.edit_config(target="running", config=(
+            '<config><checked xmlns="%s">x</checked></config>' % PR))
+        self.assertFalse(reply.ok)
+        self.assertIn("nobody-validates", reply.error.message)
 
 
 class TestServicesAcrossRestart(RuntimeTestCase):

@@ -2,6 +2,7 @@
 
 import ncs
 from ncs.application import Application, Service
+from ncs.dp import ValidationPoint
 
 
 class VlanService(Service):
@@ -29,10 +30,29 @@ class VlanService(Service):
         self.log.info(kp, " ", what)
 
 
+class PortInOneVlan(ValidationPoint):
+    """``port-in-one-vlan``: an access port belongs to one VLAN only."""
+
+    @ValidationPoint.validate
+    def cb_validate(self, tctx, kp, newval):
+        with ncs.maapi.Maapi() as m:
+            trans = m.attach(tctx)
+            service = ncs.maagic.get_node(trans, kp)
+            services = ncs.maagic.get_root(trans).ncs__services.dsvc__vlan_service
+            for other in services:
+                if other.vlan_id == service.vlan_id:
+                    continue
+                for port in service.port:
+                    if port in other.port:
+                        raise ValueError("port %s is already in VLAN %d (service %s)"
+                                         % (port, other.vlan_id, other.name))
+
+
 class Main(Application):
     def setup(self):
         self.log.info("demo-service up")
         self.register_service("vlan-service", VlanService)
+        self.register_validation("port-in-one-vlan", PortInOneVlan)
 
     def teardown(self):
         self.log.info("demo-service down")
