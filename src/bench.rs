@@ -28,6 +28,8 @@ pub struct BenchOptions {
     pub sessions: usize,
     /// Create/delete cycles of a service instance in the services' memory figure.
     pub service_cycles: usize,
+    /// Run only this group of figures (`core`, `vms`, `actions`, `services`); all if `None`.
+    pub only: Option<String>,
 }
 
 /// One measured figure.
@@ -162,6 +164,51 @@ const NS_NCS: &str = "http://tail-f.com/ns/ncs";
 
 /// Runs every benchmark and prints the results.
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let wanted = |group: &str| options.only.as_deref().is_none_or(|only| only == group);
+    if let Some(only) = &options.only
+        && !["core", "vms", "actions", "services"].contains(&only.as_str())
+    {
+        bail!("unknown group {only:?}: use core, vms, actions or services");
+    }
+    let mut figures = Vec::new();
+    if wanted("core") {
+        figures.extend(core(&options).await?);
+    }
+    if wanted("vms") {
+        for count in [1, 10, 50] {
+            figures.extend(vm_startup(&options.yang_dir, count).await?);
+        }
+        figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
+    }
+    if wanted("actions") {
+        figures.extend(package_actions(&options.yang_dir, options.round_trips).await?);
+    }
+    if wanted("services") {
+        figures.extend(services(&options.yang_dir, options.edits, options.service_cycles).await?);
+    }
+    println!(
+        "{:<58} {:>12}  {:<5} {:>10}  verdict",
+        "figure", "value", "unit", "target"
+    );
+    for f in &figures {
+        let target = f
+            .target
+            .map(|(c, b)| format!("{c} {b}"))
+            .unwrap_or_default();
+        println!(
+            "{:<58} {:>12.2}  {:<5} {:>10}  {}",
+            f.name,
+            f.value,
+            f.unit,
+            target,
+            f.verdict()
+        );
+    }
+    Ok(())
+}
+
+/// The core server: sessions, reads, edits, commits, large datastores.
+async fn core(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let server = ServerProcess::start(&options.yang_dir, None)?;
     let mut client = connect_when_ready(server.addr).await?;
     let mut figures = Vec::new();
@@ -278,33 +325,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         "MiB",
     ));
     client.close().await?;
-    drop(server);
-    for count in [1, 10, 50] {
-        figures.extend(vm_startup(&options.yang_dir, count).await?);
-    }
-    figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
-    figures.extend(package_actions(&options.yang_dir, options.round_trips).await?);
-    figures.extend(services(&options.yang_dir, options.edits, options.service_cycles).await?);
-
-    println!(
-        "{:<58} {:>12}  {:<5} {:>10}  verdict",
-        "figure", "value", "unit", "target"
-    );
-    for f in &figures {
-        let target = f
-            .target
-            .map(|(c, b)| format!("{c} {b}"))
-            .unwrap_or_default();
-        println!(
-            "{:<58} {:>12.2}  {:<5} {:>10}  {}",
-            f.name,
-            f.value,
-            f.unit,
-            target,
-            f.verdict()
-        );
-    }
-    Ok(())
+    Ok(figures)
 }
 
 fn edit_config(config: &str) -> String {
@@ -662,12 +683,14 @@ async fn services(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Each instance is deleted again, so every create meets the same small datastore.
     let mut latencies = Vec::with_capacity(creates);
-    for i in 0..creates {
-        let edit = trivial(&format!("t{i}"), false);
+    let (create, delete) = (trivial("t", false), trivial("t", true));
+    for _ in 0..creates {
         let start = Instant::now();
-        expect_ok_or_data(&client.rpc(&edit).await?)?;
+        expect_ok_or_data(&client.rpc(&create).await?)?;
         latencies.push(start.elapsed());
+        expect_ok_or_data(&client.rpc(&delete).await?)?;
     }
     latencies.sort();
     let pct =

@@ -54,6 +54,9 @@ struct BenchArgs {
     /// Create/delete cycles of a service instance in the services' memory figure.
     #[arg(long, default_value_t = 10_000)]
     service_cycles: usize,
+    /// Run only one group of figures: core, vms, actions or services.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Args)]
@@ -132,6 +135,7 @@ fn main() -> anyhow::Result<()> {
                 edits: args.edits,
                 sessions: args.sessions,
                 service_cycles: args.service_cycles,
+                only: args.only,
             })),
     }
 }

@@ -531,15 +531,46 @@ def _callback_method(instance, kind):
     return None
 
 
+# Calls run on a pool of daemon threads: a thread is started when none is idle, and goes back
+# to waiting after its call (up to _POOL_MAX_IDLE of them), so a burst of calls does not pay
+# for a new thread each, and a callback that never returns holds only its own thread.
+_POOL_MAX_IDLE = 16
+_pool_lock = threading.Lock()
+_pool_idle = 0
+_pool_work = None
+
+
 def dispatch(call_id, text):
-    """Runs a call of the server in a thread of its own and returns at once (called by the
+    """Runs a call of the server on a thread of the pool and returns at once (called by the
     VM's reader thread, which must go on reading: the callback's own requests need it)."""
     import json
+    import queue
 
+    global _pool_idle, _pool_work
     call = json.loads(text)
-    thread = threading.Thread(target=_run_call, args=(call_id, call), daemon=True,
-                              name="%s:%s" % (call.get("kind", "call"), call.get("point")))
-    thread.start()
+    with _pool_lock:
+        if _pool_work is None:
+            _pool_work = queue.SimpleQueue()
+        reuse = _pool_idle > 0
+        if reuse:
+            _pool_idle -= 1
+    if reuse:
+        _pool_work.put((call_id, call))
+    else:
+        threading.Thread(target=_pool_worker, args=(call_id, call), daemon=True).start()
+
+
+def _pool_worker(call_id, call):
+    global _pool_idle
+    thread = threading.current_thread()
+    while True:
+        thread.name = "%s:%s" % (call.get("kind", "call"), call.get("point"))
+        _run_call(call_id, call)
+        with _pool_lock:
+            if _pool_idle >= _POOL_MAX_IDLE:
+                return
+            _pool_idle += 1
+        call_id, call = _pool_work.get()
 
 
 def _reply(call_id, ok, value=None, code=None, message=None):
@@ -647,7 +678,8 @@ def in_commit_callback():
 def _run_service(call):
     """Runs one service callback (``phase``: pre_modification, create, post_modification) of
     the class registered for the call's servicepoint, on the server's transaction ``th`` (the
-    commit's own); (True, the returned proplist or None) or (False, the error message)."""
+    commit's own); (True, {"defined": whether the class has the callback, "proplist": the
+    returned proplist or None}) or (False, the error message)."""
     import _ncs
 
     from . import maagic, maapi
@@ -663,7 +695,8 @@ def _run_service(call):
         if phase == "create":
             return False, ("%s (servicepoint %s) has no method decorated with @Service.create"
                            % (type(instance).__name__, point))
-        return True, None  # pre and post modification are optional
+        # Pre and post modification are optional: the server need not ask again.
+        return True, {"defined": False, "proplist": None}
     threading.current_thread().ncs_context = app_state(reg.app).ctx
     kp = call["kp"]
     proplist = [tuple(p) for p in call.get("proplist") or []]
@@ -688,11 +721,12 @@ def _run_service(call):
     from . import CONFD_ERR, CONFD_OK
 
     if result is None or result is CONFD_OK or (type(result) is int and result == CONFD_OK):
-        return True, None
+        return True, {"defined": True, "proplist": None}
     if type(result) is int and result == CONFD_ERR:
         return False, "cb_%s of %s (servicepoint %s) returned CONFD_ERR" % (phase, kp, point)
     try:
-        return True, [[str(name), str(value)] for name, value in result]
+        return True, {"defined": True,
+                      "proplist": [[str(name), str(value)] for name, value in result]}
     except (TypeError, ValueError):
         return False, ("cb_%s of %s returned %r: a proplist is a list of (name, value) pairs"
                        % (phase, point, result))

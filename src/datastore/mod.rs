@@ -10,6 +10,7 @@
 //! `xpath`). Every change of running, whatever operation causes it, goes through
 //! `commit_running`, which persists, swaps the snapshot and tells subscribers.
 
+mod bookkeeping;
 mod callbacks;
 mod confirm;
 mod edit;
@@ -136,6 +137,8 @@ pub struct Datastore {
     /// The servicepoints and validation points of the schema.
     services: services::Services,
     validation: validation::ValidationPoints,
+    /// The index of the services' bookkeeping in running.
+    bookkeeping: bookkeeping::IndexCache,
     /// The runtime that runs their callbacks in every commit; set once it runs.
     callbacks: std::sync::OnceLock<Arc<dyn CommitCallbacks>>,
 }
@@ -197,6 +200,7 @@ impl Datastore {
             locks: Mutex::new(locks::LockTable::default()),
             services: services::Services::new(ctx),
             validation: validation::ValidationPoints::new(ctx),
+            bookkeeping: bookkeeping::IndexCache::default(),
             callbacks: std::sync::OnceLock::new(),
         })
     }
@@ -227,7 +231,7 @@ impl Datastore {
     /// commit. The caller holds the commit lock.
     fn prepare_commit(
         &self,
-        old: &DataTree<'static>,
+        old: &Arc<DataTree<'static>>,
         new: Arc<DataTree<'static>>,
     ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
         let tree = self.run_services(old, new, None)?;
@@ -239,6 +243,7 @@ impl Datastore {
     /// announced to subscribers. The caller holds the commit lock.
     fn commit_running(&self, tree: Arc<DataTree<'static>>) -> Result<(), DatastoreError> {
         persist::write_atomically(&self.file, print_stored(&tree)?.as_bytes())?;
+        self.bookkeeping.committed(&tree);
         self.running.send_replace(tree);
         Ok(())
     }
@@ -287,7 +292,7 @@ impl Datastore {
     /// A copy of `config` with the operational data documents merged in.
     fn with_state(
         &self,
-        config: &DataTree<'static>,
+        config: &Arc<DataTree<'static>>,
         operational: &[String],
     ) -> Result<DataTree<'static>, DatastoreError> {
         raw::clear_errors(self.ctx);
@@ -307,7 +312,7 @@ impl Datastore {
                 DatastoreError::Internal(format!("cannot merge operational data: {e}"))
             })?;
         }
-        services::add_state(&mut tree)?;
+        self.add_service_state(config, &mut tree)?;
         Ok(tree)
     }
 
@@ -416,9 +421,8 @@ fn print_with(
         .reference()
         .map(|first| first.inclusive_siblings().collect())
         .unwrap_or_default();
-    let hidden = |n: &yang5::data::DataNodeRef<'_>| {
-        n.schema().module().name() == services::BOOKKEEPING_MODULE
-    };
+    let hidden =
+        |n: &yang5::data::DataNodeRef<'_>| n.schema().module().name() == bookkeeping::MODULE;
     if !tops.iter().any(hidden) {
         return print_raw(tree.context(), tree.raw(), flags | ffi::LYD_PRINT_SIBLINGS);
     }

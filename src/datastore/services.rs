@@ -13,7 +13,7 @@
 //! the last of them lets go) and what it was before the first of them did (the reverse diff:
 //! a value the service overwrote, or a subtree it deleted, comes back).
 //!
-//! That bookkeeping is kept in the running tree itself, in the hidden `pyvmd-services` module,
+//! That bookkeeping ([`bookkeeping`](super::bookkeeping)) is kept in the running tree itself,
 //! so it is persisted, rolled back (confirmed commits) and copied (startup) atomically with the
 //! data it describes. Only nodes that mean something are tracked: list entries, presence
 //! containers, leaves and leaf-list entries; a non-presence container is never "created" or
@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use yang5::context::Context;
 use yang5::data::{
     Data, DataDiffFlags, DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags,
@@ -32,6 +31,7 @@ use yang5::data::{
 use yang5::ffi;
 use yang5::schema::{SchemaNodeKind, SchemaPathFormat};
 
+use super::bookkeeping::{self, Bookkeeping, Claim, InstanceRecord, NodeEntry, Original};
 use super::callbacks::{
     CallbackKind, CommitCallbacks, Proplist, ServiceCall, ServiceOperation, ServicePhase,
 };
@@ -40,12 +40,6 @@ use super::{
     Datastore, DatastoreError, DatastoreName, Transaction, WithDefaults, config_validation_flags,
     raw,
 };
-
-/// The module of the bookkeeping. Client output leaves its data out.
-pub const BOOKKEEPING_MODULE: &str = "pyvmd-services";
-/// The leaf that holds the bookkeeping.
-const BOOKKEEPING_LEAF: &str = "/pyvmd-services:service-bookkeeping/fastmap";
-const BOOKKEEPING_TOP: &str = "/pyvmd-services:service-bookkeeping";
 
 /// A node marked with `ncs:servicepoint`.
 #[derive(Debug, Clone)]
@@ -81,49 +75,6 @@ impl Services {
             .collect();
         Services { points }
     }
-}
-
-/// What a node was before the first service wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum Original {
-    /// It did not exist: it goes when the last writer lets go.
-    Absent,
-    /// A leaf with this value: the value comes back.
-    Leaf(String),
-    /// A list entry, presence container or leaf-list entry that existed: it stays.
-    Present,
-    /// A subtree that a service deleted (XML, with its parents): it comes back.
-    Subtree(String),
-}
-
-/// The bookkeeping (see the module documentation), stored as JSON.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Bookkeeping {
-    /// By the instance's data path.
-    #[serde(default)]
-    instances: BTreeMap<String, InstanceRecord>,
-    /// By the node's data path.
-    #[serde(default)]
-    nodes: BTreeMap<String, NodeRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct InstanceRecord {
-    point: String,
-    keypath: String,
-    /// The nodes its last `cb_create` wrote, in the order it wrote them (parents first).
-    #[serde(default)]
-    claims: Vec<String>,
-    #[serde(default)]
-    proplist: Proplist,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct NodeRecord {
-    /// The instances (data paths) that wrote the node.
-    owners: BTreeSet<String>,
-    original: Original,
 }
 
 /// What a service's callback wrote, recorded by its [`Transaction`] as it writes: each node
@@ -245,81 +196,12 @@ fn subtree_xml(tree: &DataTree<'static>, path: &str) -> Option<String> {
 }
 
 /// True if two data nodes hold the same data, all the way down.
-fn same_data(a: &DataNodeRef<'_>, b: &DataNodeRef<'_>) -> bool {
+pub(super) fn same_data(a: &DataNodeRef<'_>, b: &DataNodeRef<'_>) -> bool {
     // SAFETY: both are live nodes of trees of the same context.
     unsafe {
         ffi::lyd_compare_single(a.as_raw(), b.as_raw(), ffi::LYD_COMPARE_FULL_RECURSION)
             == ffi::LY_ERR::LY_SUCCESS
     }
-}
-
-fn bookkeeping_text(tree: &DataTree<'static>) -> Option<String> {
-    tree.find_path(BOOKKEEPING_LEAF)
-        .ok()
-        .and_then(|n| n.value_canonical())
-}
-
-fn read_bookkeeping(tree: &DataTree<'static>) -> Result<Bookkeeping, DatastoreError> {
-    match bookkeeping_text(tree) {
-        None => Ok(Bookkeeping::default()),
-        Some(text) => serde_json::from_str(&text).map_err(|e| {
-            DatastoreError::Internal(format!("the service bookkeeping does not parse: {e}"))
-        }),
-    }
-}
-
-fn write_bookkeeping(
-    tree: &mut DataTree<'static>,
-    book: &Bookkeeping,
-) -> Result<(), DatastoreError> {
-    let ctx = tree.context();
-    raw::clear_errors(ctx);
-    if book.instances.is_empty() && book.nodes.is_empty() {
-        if tree.find_path(BOOKKEEPING_TOP).is_ok() {
-            tree.remove(BOOKKEEPING_TOP)
-                .map_err(|_| raw::last_error(ctx))?;
-        }
-        return Ok(());
-    }
-    let text = serde_json::to_string(book)
-        .map_err(|e| DatastoreError::Internal(format!("cannot write the bookkeeping: {e}")))?;
-    tree.new_path(BOOKKEEPING_LEAF, Some(&text), false)
-        .map_err(|_| raw::last_error(ctx))?;
-    Ok(())
-}
-
-/// Gives `to` the bookkeeping of `from` (a copy of a datastore made by printing and parsing).
-pub(super) fn copy_bookkeeping(
-    from: &DataTree<'static>,
-    to: &mut DataTree<'static>,
-) -> Result<(), DatastoreError> {
-    write_bookkeeping(to, &read_bookkeeping(from)?)
-}
-
-/// Adds the state data of every service instance to `tree` (running with state data, for
-/// `get`): `private/property-list`, the proplist its last `cb_create` returned.
-pub(super) fn add_state(tree: &mut DataTree<'static>) -> Result<(), DatastoreError> {
-    let book = read_bookkeeping(tree)?;
-    let ctx = tree.context();
-    for (instance, record) in &book.instances {
-        for (name, value) in &record.proplist {
-            // A name with both kinds of quotes cannot be written in a predicate.
-            let Some(name) = xpath_literal(name) else {
-                continue;
-            };
-            let path = format!("{instance}/private/property-list/property[name={name}]/value");
-            raw::clear_errors(ctx);
-            // State data must not make `get` fail: a property that does not fit is left out.
-            if tree.new_path(&path, Some(value), false).is_err() {
-                tracing::warn!(
-                    instance = %instance,
-                    error = %raw::last_error(ctx),
-                    "cannot show a service's property"
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `text` as an XPath string literal, if it can be one.
@@ -412,7 +294,7 @@ impl Phase<'_> {
             keypath: change.keypath.clone(),
             message,
         };
-        let record = self.book.instances.remove(&change.path);
+        let record = self.book.instance(&change.path).cloned();
         let mut proplist = record
             .as_ref()
             .map(|r| r.proplist.clone())
@@ -444,6 +326,7 @@ impl Phase<'_> {
             proplist = returned.unwrap_or(proplist);
         }
         self.release(&mut tree, &change.path, &claims)?;
+        self.book.set_instance(&change.path, None);
         let Some(callbacks) = callbacks else {
             return Ok(tree);
         };
@@ -479,7 +362,7 @@ impl Phase<'_> {
             record.proplist = returned;
         }
         if change.operation != ServiceOperation::Delete {
-            self.book.instances.insert(change.path.clone(), record);
+            self.book.set_instance(&change.path, Some(record));
         }
         Ok(tree)
     }
@@ -525,23 +408,23 @@ impl Phase<'_> {
         &mut self,
         tree: &mut DataTree<'static>,
         instance: &str,
-        claims: &[String],
+        claims: &[Claim],
     ) -> Result<(), DatastoreError> {
         let ctx = tree.context();
         // Deepest first: a node's children go before it.
-        for path in claims.iter().rev() {
-            let Some(node) = self.book.nodes.get_mut(path) else {
+        for claim in claims.iter().rev() {
+            let path = &claim.path;
+            let Some(mut entry) = self.book.node(path).cloned() else {
                 continue;
             };
-            node.owners.remove(instance);
-            if !node.owners.is_empty() {
+            entry.owners.remove(instance);
+            if !entry.owners.is_empty() {
+                self.book.set_node(path, Some(entry));
                 continue;
             }
-            let Some(record) = self.book.nodes.remove(path) else {
-                continue;
-            };
+            self.book.set_node(path, None);
             raw::clear_errors(ctx);
-            match record.original {
+            match entry.original {
                 Original::Absent => {
                     if tree.find_path(path).is_ok() {
                         tree.remove(path).map_err(|_| raw::last_error(ctx))?;
@@ -569,22 +452,22 @@ impl Phase<'_> {
     }
 
     /// Records what `instance`'s `cb_create` wrote; returns its claims.
-    fn claim(&mut self, tree: &DataTree<'static>, instance: &str, journal: Journal) -> Vec<String> {
+    fn claim(&mut self, tree: &DataTree<'static>, instance: &str, journal: Journal) -> Vec<Claim> {
         let mut claims = Vec::new();
         for (path, original) in journal.touched {
             if original == Original::Absent && tree.find_path(&path).is_err() {
                 continue; // created and deleted again in the same run
             }
-            self.book
-                .nodes
-                .entry(path.clone())
-                .or_insert_with(|| NodeRecord {
-                    owners: BTreeSet::new(),
-                    original,
-                })
-                .owners
-                .insert(instance.to_owned());
-            claims.push(path);
+            let mut entry = self.book.node(&path).cloned().unwrap_or(NodeEntry {
+                owners: BTreeSet::new(),
+                original,
+            });
+            entry.owners.insert(instance.to_owned());
+            claims.push(Claim {
+                path: path.clone(),
+                original: entry.original.clone(),
+            });
+            self.book.set_node(&path, Some(entry));
         }
         claims
     }
@@ -598,31 +481,38 @@ impl Datastore {
     /// client wrote in its place is dropped.
     pub(super) fn run_services(
         &self,
-        old: &DataTree<'static>,
+        old: &Arc<DataTree<'static>>,
         new: Arc<DataTree<'static>>,
         redeploy: Option<&str>,
     ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
         let changes = self.services.changed_instances(old, &new, redeploy);
-        if changes.is_empty() && bookkeeping_text(old) == bookkeeping_text(&new) {
+        let same_bookkeeping = bookkeeping::same(old, &new);
+        if changes.is_empty() && same_bookkeeping {
+            self.bookkeeping.carried(old, &new);
             return Ok(new);
         }
         let mut phase = Phase {
             callbacks: self.callbacks.get(),
-            book: read_bookkeeping(old)?,
+            book: self.bookkeeping.view(old)?,
             base: Arc::clone(&new),
         };
         raw::clear_errors(self.ctx);
         let mut tree = new.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        if !same_bookkeeping {
+            bookkeeping::copy(old, &mut tree)?;
+        }
         for change in &changes {
             tree = phase.run_instance(change, tree)?;
         }
-        write_bookkeeping(&mut tree, &phase.book)?;
+        phase.book.write(&mut tree)?;
         if !changes.is_empty() {
             raw::clear_errors(self.ctx);
             tree.validate(config_validation_flags())
                 .map_err(|_| raw::last_error(self.ctx))?;
         }
-        Ok(Arc::new(tree))
+        let tree = Arc::new(tree);
+        self.bookkeeping.prepared(&tree, phase.book);
+        Ok(tree)
     }
 
     /// NSO's `re-deploy` of the service instance at `path` (a data path): its callbacks run
@@ -659,21 +549,18 @@ impl Datastore {
                 path: path.to_owned(),
             });
         }
-        let book = read_bookkeeping(&running)?;
-        let Some(record) = book.instances.get(path) else {
+        let book = self.bookkeeping.view(&running)?;
+        let Some(record) = book.instance(path) else {
             return Ok(String::new());
         };
         raw::clear_errors(self.ctx);
         let mut out = DataTree::new(self.ctx);
         for claim in &record.claims {
-            let Some(node_record) = book.nodes.get(claim) else {
-                continue;
-            };
             // Nodes that existed before (the way to what it wrote) are not its own.
-            if node_record.original == Original::Present {
+            if claim.original == Original::Present {
                 continue;
             }
-            let Ok(node) = running.find_path(claim) else {
+            let Ok(node) = running.find_path(&claim.path) else {
                 continue;
             };
             let copy = node
@@ -682,6 +569,36 @@ impl Datastore {
             out.merge(&copy).map_err(|_| raw::last_error(self.ctx))?;
         }
         super::print(&out, WithDefaults::Explicit)
+    }
+
+    /// Adds the state data of every service instance to `tree` (`running` with state data,
+    /// for `get`): `private/property-list`, the proplist its last `cb_create` returned.
+    pub(super) fn add_service_state(
+        &self,
+        running: &Arc<DataTree<'static>>,
+        tree: &mut DataTree<'static>,
+    ) -> Result<(), DatastoreError> {
+        let book = self.bookkeeping.view(running)?;
+        for (instance, record) in book.instances() {
+            for (name, value) in &record.proplist {
+                // A name with both kinds of quotes cannot be written in a predicate.
+                let Some(name) = xpath_literal(name) else {
+                    continue;
+                };
+                let path = format!("{instance}/private/property-list/property[name={name}]/value");
+                raw::clear_errors(self.ctx);
+                // State data must not make `get` fail: a property that does not fit is left
+                // out.
+                if tree.new_path(&path, Some(value), false).is_err() {
+                    tracing::warn!(
+                        instance = %instance,
+                        error = %raw::last_error(self.ctx),
+                        "cannot show a service's property"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

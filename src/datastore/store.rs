@@ -20,8 +20,8 @@ use yang5::utils::Binding;
 use super::confirm::PendingCommit;
 use super::locks::{LockInfo, LockTable, SessionId};
 use super::{
-    Datastore, DatastoreError, EditRequest, TestOption, WithDefaults, config_parse_flags,
-    config_validation_flags, edit, persist, print, print_stored, raw, services,
+    Datastore, DatastoreError, EditRequest, TestOption, WithDefaults, bookkeeping,
+    config_parse_flags, config_validation_flags, edit, persist, print, print_stored, raw,
 };
 
 /// A configuration datastore that clients name in `<source>` and `<target>`.
@@ -206,7 +206,7 @@ impl Datastore {
             (Source::Datastore(ds), Some(mode)) => {
                 let source = self.snapshot(*ds);
                 let mut tree = self.parse_config(&print(&source, mode)?)?;
-                services::copy_bookkeeping(&source, &mut tree)?;
+                bookkeeping::copy(&source, &mut tree)?;
                 tree
             }
         };

@@ -6,7 +6,10 @@
 //! of the async runtime, and the callback's own requests (maagic reads and writes on the lent
 //! transaction) are answered by the VM's task meanwhile, so the thread simply waits.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
 
 use serde_json::{Value, json};
 
@@ -21,6 +24,9 @@ use crate::vm::protocol::Reply;
 pub struct CommitRunner {
     supervisor: Arc<Supervisor>,
     runtime: tokio::runtime::Handle,
+    /// Optional service callbacks (pre/post modification) that a VM process said its class
+    /// does not have: (VM, process generation, servicepoint, phase). Not asked again.
+    absent: Mutex<HashSet<(String, u64, String, &'static str)>>,
 }
 
 impl CommitRunner {
@@ -29,26 +35,21 @@ impl CommitRunner {
         CommitRunner {
             supervisor,
             runtime,
+            absent: Mutex::default(),
         }
     }
 }
 
 impl CommitRunner {
-    /// Calls the VM that registered `point` (as `kind`), lending it `trans`; this (blocking)
-    /// thread waits while the call runs as a task of the runtime.
+    /// Calls `vm` (which registered `point`), lending it `trans`; this (blocking) thread waits
+    /// while the call runs as a task of the runtime.
     fn call(
         &self,
-        kind: &str,
+        vm: String,
         point: &str,
         request: Value,
         trans: Transaction,
     ) -> (Option<Transaction>, Result<Reply, String>) {
-        let Some(vm) = self.supervisor.vm_for_point(kind, point) else {
-            return (
-                Some(trans),
-                Err(format!("nothing is registered for {point} any more")),
-            );
-        };
         let timeout = self.supervisor.options().action_timeout;
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let supervisor = Arc::clone(&self.supervisor);
@@ -103,6 +104,16 @@ impl CommitCallbacks for CommitRunner {
         call: &ServiceCall<'_>,
         trans: Transaction,
     ) -> (Option<Transaction>, Result<Option<Proplist>, String>) {
+        let Some((vm, generation)) = self.supervisor.vm_process_for_point("service", call.point)
+        else {
+            let message = format!("nothing is registered for {} any more", call.point);
+            return (Some(trans), Err(message));
+        };
+        let phase = call.phase.as_str();
+        let key = (vm, generation, call.point.to_owned(), phase);
+        if self.absent().contains(&key) {
+            return (Some(trans), Ok(None));
+        }
         // What a self-assign alarm raised in cb_create is about: the instance.
         let alarm = trans.data_node(call.path).map(|node| {
             let object = ManagedObject::of_data_node(&node);
@@ -118,8 +129,16 @@ impl CommitCallbacks for CommitRunner {
             "user": "system",
             "alarm": alarm,
         });
-        let (trans, result) = self.call("service", call.point, request, trans);
-        (trans, result.and_then(|reply| proplist(&reply.value)))
+        let (trans, result) = self.call(key.0.clone(), call.point, request, trans);
+        let outcome = result.and_then(|reply| {
+            let outcome: ServiceOutcome = serde_json::from_value(reply.value)
+                .map_err(|e| format!("the answer of {phase} does not parse: {e}"))?;
+            if !outcome.defined {
+                self.absent().insert(key);
+            }
+            Ok(outcome.proplist)
+        });
+        (trans, outcome)
     }
 
     fn run_validation(
@@ -134,17 +153,26 @@ impl CommitCallbacks for CommitRunner {
             "value": call.value,
             "user": "system",
         });
-        let (trans, result) = self.call("validation", call.point, request, trans);
+        let Some(vm) = self.supervisor.vm_for_point("validation", call.point) else {
+            let message = format!("nothing is registered for {} any more", call.point);
+            return (Some(trans), Err(message));
+        };
+        let (trans, result) = self.call(vm, call.point, request, trans);
         (trans, result.map(|_| ()))
     }
 }
 
-/// The property list a callback returned: `null` for none, else `[[name, value], ...]`.
-fn proplist(value: &Value) -> Result<Option<Proplist>, String> {
-    if value.is_null() {
-        return Ok(None);
+/// What the VM answers to a service call.
+#[derive(Debug, Deserialize)]
+struct ServiceOutcome {
+    /// False when the class has no such callback (pre/post modification are optional).
+    defined: bool,
+    /// The property list the callback returned, if any: `[[name, value], ...]`.
+    proplist: Option<Proplist>,
+}
+
+impl CommitRunner {
+    fn absent(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u64, String, &'static str)>> {
+        self.absent.lock().unwrap_or_else(|p| p.into_inner())
     }
-    serde_json::from_value(value.clone())
-        .map(Some)
-        .map_err(|e| format!("the returned proplist is not a list of (name, value) strings: {e}"))
 }

@@ -112,6 +112,9 @@ struct VmEntry {
     /// The running process's transactions; the server lends it transactions of its own
     /// (a service callback's) through here.
     maapi: Option<Arc<Mutex<MaapiSessions>>>,
+    /// Counts the processes started for this VM: what one process told about its code (a
+    /// callback it lacks) is forgotten with it.
+    generation: u64,
 }
 
 /// Owns every VM.
@@ -217,6 +220,11 @@ impl Supervisor {
     /// The VM whose package code registered `point` as a callback of `kind` (`action`,
     /// `service`, `validation`): the one showing `"<point> (<kind>)"` in its current status.
     pub fn vm_for_point(&self, kind: &str, point: &str) -> Option<String> {
+        self.vm_process_for_point(kind, point).map(|(name, _)| name)
+    }
+
+    /// [`Supervisor::vm_for_point`], with the generation of the VM's process.
+    pub fn vm_process_for_point(&self, kind: &str, point: &str) -> Option<(String, u64)> {
         let entry_name = format!("{point} ({kind})");
         self.vms().iter().find_map(|(name, entry)| {
             (entry.commands.is_some()
@@ -225,7 +233,7 @@ impl Supervisor {
                     .current
                     .iter()
                     .any(|c| c.class_name == entry_name && c.state == ThreadState::Running))
-            .then(|| name.clone())
+            .then(|| (name.clone(), entry.generation))
         })
     }
 
@@ -326,6 +334,7 @@ impl Supervisor {
                     exit_waiters: Vec::new(),
                     calls: HashMap::new(),
                     maapi: None,
+                    generation: 0,
                 },
             );
             self.ensure_task(&name);
@@ -548,6 +557,7 @@ impl Supervisor {
             let mut vms = self.vms();
             if let Some(entry) = vms.get_mut(vm) {
                 entry.maapi = Some(Arc::clone(&maapi));
+                entry.generation += 1;
                 entry.status = VmStatus::default();
                 entry.commands = Some(process.commands.clone());
                 if !entry.wanted {
