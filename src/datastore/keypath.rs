@@ -12,7 +12,7 @@
 
 use yang5::context::Context;
 use yang5::data::{Data, DataNodeRef, DataTree};
-use yang5::schema::{SchemaNode, SchemaNodeKind};
+use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::DatastoreError;
 
@@ -315,7 +315,7 @@ pub fn resolve_steps(
                 ));
             }
             Selector::Keys(keys) => {
-                data_path.push_str(&predicate(keypath, &node, keys)?);
+                data_path.push_str(&predicate(ctx, keypath, &node, keys)?);
             }
             Selector::Index(n) => {
                 let tree = tree.ok_or_else(|| {
@@ -340,6 +340,7 @@ pub fn resolve_steps(
 
 /// The predicate selecting the entry with `keys` of a list (the value, of a leaf-list).
 fn predicate(
+    ctx: &Context,
     keypath: &str,
     node: &SchemaNode<'static>,
     keys: &[String],
@@ -370,10 +371,87 @@ fn predicate(
         ));
     }
     let mut out = String::new();
-    for (name, value) in names.iter().zip(keys) {
-        out.push_str(&format!("[{name}={}]", quote(keypath, value)?));
+    for (key, value) in node.list_keys().zip(keys) {
+        let value = match key.leaf_type().map(|t| t.base_type()) {
+            Some(DataValueType::IdentityRef | DataValueType::InstanceId | DataValueType::Union) => {
+                module_prefixes(ctx, value)
+            }
+            _ => value.clone(),
+        };
+        out.push_str(&format!("[{}={}]", key.name(), quote(keypath, &value)?));
     }
     Ok(out)
+}
+
+/// A keypath writes identities and instance-identifiers with module prefixes
+/// (`op:link-down`, `/op:port[op:name='x']`), as NSO does; libyang's paths want its own
+/// (canonical) form with module names: `oper:link-down`, and for an instance-identifier the
+/// module named where it changes and key names bare (`/oper:port[name='x']`).
+fn module_prefixes(ctx: &Context, value: &str) -> String {
+    let module_of = |prefix: &str| {
+        ctx.modules(false)
+            .filter(|m| m.is_implemented())
+            .find(|m| m.prefix() == prefix || m.name() == prefix)
+            .map(|m| m.name().to_owned())
+    };
+    if !value.starts_with('/') {
+        return match value.split_once(':') {
+            Some((prefix, name)) => match module_of(prefix) {
+                Some(module) => format!("{module}:{name}"),
+                None => value.to_owned(),
+            },
+            None => value.to_owned(),
+        };
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut current = String::new();
+    for step in path_steps(value) {
+        let (name, predicates) = step.split_at(step.find('[').unwrap_or(step.len()));
+        out.push('/');
+        match name.split_once(':') {
+            Some((prefix, name)) => {
+                let Some(module) = module_of(prefix) else {
+                    return value.to_owned();
+                };
+                if module != current {
+                    out.push_str(&module);
+                    out.push(':');
+                    current = module;
+                }
+                out.push_str(name);
+            }
+            None => out.push_str(name),
+        }
+        // `[p:key=...]` → `[key=...]`: keys are of the list's own module.
+        let mut rest = predicates;
+        while let Some(open) = rest.find('[') {
+            out.push('[');
+            rest = &rest[open + 1..];
+            let end = rest.find('=').unwrap_or(rest.len());
+            let key = &rest[..end];
+            out.push_str(key.split_once(':').map_or(key, |(_, k)| k));
+            rest = &rest[end..];
+            let close = predicate_close(rest);
+            out.push_str(&rest[..close]);
+            rest = &rest[close..];
+        }
+    }
+    out
+}
+
+/// The length of `text` (the `=value]...` part of a predicate) up to and including its `]`.
+fn predicate_close(text: &str) -> usize {
+    let mut quote: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ']') => return i + 1,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// The predicate selecting the n-th instance of `path` in `tree` (by its keys, its value, or
@@ -426,6 +504,59 @@ pub fn nso_keypath(node: &DataNodeRef<'_>) -> String {
         }
     }
     out
+}
+
+/// The data paths from the top down to `path` (itself last), split at the `/` that are not
+/// inside a predicate.
+pub fn path_prefixes(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, c) in path.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, '/') if depth == 0 && i > 0 => out.push(&path[..i]),
+            _ => {}
+        }
+    }
+    out.push(path);
+    out
+}
+
+/// `path` without its predicates: the schema node's path.
+pub fn strip_predicates(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for c in path.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, c) if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The steps of a data path (`/a:x/y[k='1/2']` → `a:x`, `y[k='1/2']`), split at the `/` that
+/// are not inside a predicate.
+pub fn path_steps(path: &str) -> Vec<&str> {
+    let mut steps = Vec::new();
+    let mut start = 0;
+    for prefix in path_prefixes(path) {
+        let step = &path[start..prefix.len()];
+        steps.push(step.strip_prefix('/').unwrap_or(step));
+        start = prefix.len();
+    }
+    steps
 }
 
 /// Formats key values as a keypath's `{...}`, quoting where needed.
@@ -532,5 +663,37 @@ mod tests {
             resolve(ctx(), Some(&tree), "/ncs:python-vm/logging/vm-levels[2]"),
             Err(DatastoreError::DataMissing { .. })
         ));
+    }
+
+    #[test]
+    fn data_paths_split_outside_predicates() {
+        assert_eq!(
+            path_prefixes("/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']"),
+            vec![
+                "/a:x",
+                "/a:x/y[k='1/2'][j=\"it's\"]",
+                "/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']",
+            ]
+        );
+        assert_eq!(path_prefixes("/a:x"), vec!["/a:x"]);
+        assert_eq!(path_steps("/a:x/y[k='1/2']"), vec!["a:x", "y[k='1/2']"]);
+        assert_eq!(
+            strip_predicates("/a:x/y[k='1/2']/z[.='v]']"),
+            "/a:x/y/z".to_owned()
+        );
+    }
+    #[test]
+    fn identities_and_instance_identifiers_in_keys_get_module_names() {
+        let ctx = crate::yang::test_context();
+        assert_eq!(
+            module_prefixes(ctx, "al:package-load-failure"),
+            "tailf-ncs-alarms:package-load-failure"
+        );
+        assert_eq!(
+            module_prefixes(ctx, "/ncs:packages/ncs:package[ncs:name='a]b']/ncs:name"),
+            "/tailf-ncs:packages/package[name='a]b']/name"
+        );
+        assert_eq!(module_prefixes(ctx, "plain text"), "plain text");
+        assert_eq!(module_prefixes(ctx, "/nope:x"), "/nope:x");
     }
 }

@@ -19,6 +19,7 @@ mod filter;
 pub mod keypath;
 mod locks;
 mod nmda;
+mod operational;
 mod persist;
 mod raw;
 mod services;
@@ -39,7 +40,7 @@ pub use error::{DatastoreError, ValidationIssue, ValidationKind};
 pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
-pub use persist::write_atomically;
+pub use persist::{remove_stale_temp, write_atomically};
 pub use raw::{clear_errors, last_error};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
@@ -137,6 +138,8 @@ pub struct Datastore {
     /// The servicepoints and validation points of the schema.
     services: services::Services,
     validation: validation::ValidationPoints,
+    /// State data written by package code.
+    operational: operational::OperationalStore,
     /// The index of the services' bookkeeping in running.
     bookkeeping: bookkeeping::IndexCache,
     /// The runtime that runs their callbacks in every commit; set once it runs.
@@ -198,6 +201,7 @@ impl Datastore {
             startup_file,
             rollback_file,
             locks: Mutex::new(locks::LockTable::default()),
+            operational: operational::OperationalStore::open(ctx, state_dir)?,
             services: services::Services::new(ctx),
             validation: validation::ValidationPoints::new(ctx),
             bookkeeping: bookkeeping::IndexCache::default(),
@@ -312,6 +316,7 @@ impl Datastore {
                 DatastoreError::Internal(format!("cannot merge operational data: {e}"))
             })?;
         }
+        self.add_package_state(&mut tree)?;
         self.add_service_state(config, &mut tree)?;
         Ok(tree)
     }

@@ -35,7 +35,7 @@ use super::bookkeeping::{self, Bookkeeping, Claim, InstanceRecord, NodeEntry, Or
 use super::callbacks::{
     CallbackKind, CommitCallbacks, Proplist, ServiceCall, ServiceOperation, ServicePhase,
 };
-use super::keypath::nso_keypath;
+use super::keypath::{nso_keypath, path_prefixes, strip_predicates};
 use super::{
     Datastore, DatastoreError, DatastoreName, Transaction, WithDefaults, config_validation_flags,
     raw,
@@ -146,46 +146,6 @@ impl Journal {
         };
         self.touched.push((path.to_owned(), original));
     }
-}
-
-/// The data paths from the top down to `path` (itself last), split at the `/` that are not
-/// inside a predicate.
-fn path_prefixes(path: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    for (i, c) in path.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth = depth.saturating_sub(1),
-            (None, '/') if depth == 0 && i > 0 => out.push(&path[..i]),
-            _ => {}
-        }
-    }
-    out.push(path);
-    out
-}
-
-/// `path` without its predicates: the schema node's path.
-fn strip_predicates(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    for c in path.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth = depth.saturating_sub(1),
-            (None, c) if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The node at `path` with its parents, as XML.
@@ -599,27 +559,5 @@ impl Datastore {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_prefixes_split_outside_predicates() {
-        assert_eq!(
-            path_prefixes("/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']"),
-            vec![
-                "/a:x",
-                "/a:x/y[k='1/2'][j=\"it's\"]",
-                "/a:x/y[k='1/2'][j=\"it's\"]/z[.='v]/']",
-            ]
-        );
-        assert_eq!(path_prefixes("/a:x"), vec!["/a:x"]);
-        assert_eq!(
-            strip_predicates("/a:x/y[k='1/2']/z[.='v]']"),
-            "/a:x/y/z".to_owned()
-        );
     }
 }

@@ -36,12 +36,22 @@ pub enum ElemValue {
     LeafList(Vec<String>),
 }
 
+/// The datastore a transaction writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    /// Configuration, in running.
+    Running,
+    /// State data, in the operational store (see `operational`).
+    Operational,
+}
+
 /// A transaction on running (see the module documentation).
 pub struct Transaction {
     tree: DataTree<'static>,
     /// Running as it was when the transaction started (or last applied).
     base: Arc<DataTree<'static>>,
     writable: bool,
+    target: Target,
     changes: Vec<Change>,
     /// Set for a service callback's transaction: what it writes (see `services`).
     journal: Option<Journal>,
@@ -57,6 +67,7 @@ impl Datastore {
             tree,
             base,
             writable,
+            target: Target::Running,
             changes: Vec::new(),
             journal: None,
         })
@@ -74,6 +85,7 @@ impl Datastore {
             tree,
             base,
             writable: false,
+            target: Target::Running,
             changes: Vec::new(),
             journal: None,
         })
@@ -83,6 +95,9 @@ impl Datastore {
     /// transaction stays usable, now based on the new running. Fails, changing nothing, when
     /// a NETCONF session holds the lock on running or the result does not validate.
     pub fn apply_transaction(&self, trans: &mut Transaction) -> Result<(), DatastoreError> {
+        if trans.target == Target::Operational {
+            return self.apply_operational(trans, &[]);
+        }
         self.apply(trans, true)
     }
 
@@ -126,6 +141,16 @@ impl Datastore {
         trans.base = self.running();
         trans.changes.clear();
         Ok(())
+    }
+}
+
+impl Change {
+    fn path(&self) -> &str {
+        match self {
+            Change::Set { path, .. } | Change::Create { path } | Change::Delete { path, .. } => {
+                path
+            }
+        }
     }
 }
 
@@ -183,6 +208,7 @@ impl Transaction {
             tree,
             base: Arc::clone(base),
             writable: true,
+            target: Target::Running,
             changes: Vec::new(),
             journal: Some(Journal::default()),
         }
@@ -198,9 +224,55 @@ impl Transaction {
             tree,
             base: Arc::clone(base),
             writable: false,
+            target: Target::Running,
             changes: Vec::new(),
             journal: None,
         }
+    }
+
+    /// A write transaction on the operational datastore (`tree`: running with state data).
+    pub(super) fn on_operational(
+        tree: DataTree<'static>,
+        base: Arc<DataTree<'static>>,
+    ) -> Transaction {
+        Transaction {
+            tree,
+            base,
+            writable: true,
+            target: Target::Operational,
+            changes: Vec::new(),
+            journal: None,
+        }
+    }
+
+    pub(super) fn target(&self) -> Target {
+        self.target
+    }
+
+    /// The data paths the transaction changed (in order, once each change).
+    pub fn changed_paths(&self) -> Vec<&str> {
+        self.changes.iter().map(Change::path).collect()
+    }
+
+    /// Replays the changes onto `tree`, but those under any of `skip`.
+    pub(super) fn replay_onto(
+        &self,
+        tree: &mut DataTree<'static>,
+        skip: &[&str],
+    ) -> Result<(), DatastoreError> {
+        for change in &self.changes {
+            let path = change.path();
+            if skip.iter().any(|prefix| path.starts_with(prefix)) {
+                continue;
+            }
+            apply_change(self.ctx(), tree, change)?;
+        }
+        Ok(())
+    }
+
+    /// The changes are applied: the transaction goes on from here.
+    pub(super) fn applied(&mut self) {
+        self.changes.clear();
     }
 
     /// The tree and what was written to it, back from a callback.
@@ -356,12 +428,16 @@ impl Transaction {
             ));
         }
         let (resolved, schema) = self.resolve_node(keypath)?;
-        if !schema.is_config() {
-            return Err(DatastoreError::NotWritable(format!(
-                "{keypath} is state data, not configuration"
-            )));
+        match (self.target, schema.is_config()) {
+            (Target::Running, false) => Err(DatastoreError::NotWritable(format!(
+                "{keypath} is state data, not configuration (write it in an OPERATIONAL \
+                 transaction)"
+            ))),
+            (Target::Operational, true) => Err(DatastoreError::NotWritable(format!(
+                "{keypath} is configuration: an OPERATIONAL transaction writes state data only"
+            ))),
+            _ => Ok((resolved, schema)),
         }
-        Ok((resolved, schema))
     }
 
     /// Records and applies a change; a change that fails leaves the tree as it was.

@@ -1,21 +1,36 @@
 //! The alarm list (`/al:alarms` of `tailf-ncs-alarms`, NSO's shape): alarms raised by the
-//! runtime, each with its history of status changes, rendered for `get`.
+//! runtime and written by package code, each with its history of status changes and of its
+//! handling by operators, rendered for `get`.
 //!
 //! An alarm is identified by (device, type, managed object, specific problem). Raising it again
 //! adds a status change instead of a second alarm; clearing keeps it in the list with
-//! `is-cleared` true, as NSO does.
+//! `is-cleared` true, as NSO does. Operators acknowledge alarms (`handle-alarm`) and remove
+//! them (`purge`, `purge-alarms`). The list is saved in the state directory after every change,
+//! so alarms survive a restart; every new, changed and cleared alarm is also kept as an
+//! `alarm-notification` record (the last [`MAX_NOTIFICATIONS`]) for the notification streams.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use quick_xml::escape::escape;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+use yang5::data::{Data, DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags};
+
+use crate::datastore::Transaction;
+use crate::datastore::keypath::path_steps;
 
 /// The namespace of `tailf-ncs-alarms`.
 const NS_ALARMS: &str = "http://tail-f.com/ns/ncs-alarms";
+/// Where alarm entries live, as a data path.
+pub const ALARM_LIST_PATH: &str = "/tailf-ncs-alarms:alarms/alarm-list";
 
 /// Alarm severities, in increasing order (the YANG `severity` enumeration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// The alarm is cleared.
     Cleared,
@@ -57,13 +72,45 @@ impl Severity {
     }
 }
 
+/// An alarm type: an identity derived from `al:alarm-type`, of `tailf-ncs-alarms` or of a
+/// package's module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmType {
+    /// The module that defines the identity.
+    pub module: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The identity's name.
+    pub name: String,
+}
+
+impl AlarmType {
+    /// A type of `tailf-ncs-alarms` (`package-load-failure`, ...).
+    pub fn ncs(name: &str) -> AlarmType {
+        AlarmType {
+            module: "tailf-ncs-alarms".into(),
+            namespace: NS_ALARMS.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The prefix the XML rendering declares for the type's namespace.
+    fn prefix(&self) -> &str {
+        if self.namespace == NS_ALARMS {
+            "al"
+        } else {
+            &self.module
+        }
+    }
+}
+
 /// What an alarm is about: the list key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmKey {
     /// The device; `ncs` for the server itself.
     pub device: String,
-    /// The alarm type, an identity of `tailf-ncs-alarms` (e.g. `package-load-failure`).
-    pub alarm_type: &'static str,
+    /// The alarm type.
+    pub alarm_type: AlarmType,
     /// An instance-identifier (module names as prefixes are declared with their namespaces).
     pub managed_object: ManagedObject,
     /// Empty unless the type needs a refinement.
@@ -71,7 +118,7 @@ pub struct AlarmKey {
 }
 
 /// The managed object of an alarm: an instance-identifier and the namespaces of its prefixes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedObject {
     /// e.g. `/ncs:packages/ncs:package[ncs:name='l3vpn']`.
     pub path: String,
@@ -82,7 +129,7 @@ pub struct ManagedObject {
 impl ManagedObject {
     /// The instance-identifier of a data node, every name qualified by its module's name
     /// (`/demo:tools/demo:host[demo:name='h1']`).
-    pub fn of_data_node(node: &yang5::data::DataNodeRef<'_>) -> ManagedObject {
+    pub fn of_data_node(node: &DataNodeRef<'_>) -> ManagedObject {
         let mut path = String::new();
         let mut prefixes: Vec<(String, String)> = Vec::new();
         let nodes: Vec<_> = node.inclusive_ancestors().collect();
@@ -106,6 +153,56 @@ impl ManagedObject {
         ManagedObject { path, prefixes }
     }
 
+    /// The managed object named by the canonical value of a `managed-object` leaf (libyang's
+    /// JSON form of an instance-identifier, `/tailf-ncs:packages/package[name='x']`, or any
+    /// other string), with every step qualified by its module, as XML needs it.
+    fn from_canonical(ctx: &yang5::context::Context, value: &str) -> ManagedObject {
+        let mut path = String::new();
+        let mut prefixes: Vec<(String, String)> = Vec::new();
+        let mut module = String::new();
+        for step in path_steps(value) {
+            let (name, predicates) = match step.find('[') {
+                Some(i) => (&step[..i], &step[i..]),
+                None => (step, ""),
+            };
+            let name = match name.split_once(':') {
+                Some((m, n)) => {
+                    module = m.to_owned();
+                    n
+                }
+                None => name,
+            };
+            let Some(namespace) = ctx
+                .get_module_latest(&module)
+                .map(|m| m.namespace().to_owned())
+            else {
+                // Not an instance-identifier of a loaded module: kept as it is.
+                return ManagedObject {
+                    path: value.to_owned(),
+                    prefixes: Vec::new(),
+                };
+            };
+            if !prefixes.iter().any(|(p, _)| *p == module) {
+                prefixes.push((module.clone(), namespace));
+            }
+            let _ = write!(path, "/{module}:{name}");
+            // `[key='v']` → `[module:key='v']`; `[.='v']` stays.
+            let mut rest = predicates;
+            while let Some(open) = rest.find('[') {
+                let inner = &rest[open + 1..];
+                let close = predicate_end(inner);
+                let predicate = &inner[..close];
+                if predicate.starts_with('.') || predicate.contains(':') {
+                    let _ = write!(path, "[{predicate}]");
+                } else {
+                    let _ = write!(path, "[{module}:{predicate}]");
+                }
+                rest = &inner[(close + 1).min(inner.len())..];
+            }
+        }
+        ManagedObject { path, prefixes }
+    }
+
     /// `/ncs:packages/ncs:package[ncs:name='<name>']`.
     pub fn package(name: &str) -> ManagedObject {
         ManagedObject {
@@ -113,6 +210,21 @@ impl ManagedObject {
             prefixes: vec![("ncs".into(), "http://tail-f.com/ns/ncs".into())],
         }
     }
+}
+
+/// Where the predicate that starts `text` (after its `[`) ends: the index of its `]`.
+fn predicate_end(text: &str) -> usize {
+    let mut quote: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ']') => return i,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// Quotes a string for an XPath predicate.
@@ -124,15 +236,67 @@ fn quote_xpath(value: &str) -> String {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct StatusChange {
     time: DateTime<Utc>,
     severity: Severity,
     text: String,
 }
 
+/// The states an operator puts an alarm in (`handle-alarm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandlingState {
+    /// Not handled.
+    None,
+    /// Acknowledged.
+    Ack,
+    /// Being investigated.
+    Investigation,
+    /// Under observation.
+    Observation,
+    /// Closed.
+    Closed,
+}
+
+impl HandlingState {
+    fn as_str(self) -> &'static str {
+        match self {
+            HandlingState::None => "none",
+            HandlingState::Ack => "ack",
+            HandlingState::Investigation => "investigation",
+            HandlingState::Observation => "observation",
+            HandlingState::Closed => "closed",
+        }
+    }
+
+    /// Parses the YANG enum value.
+    pub fn parse(value: &str) -> Option<HandlingState> {
+        Some(match value {
+            "none" => HandlingState::None,
+            "ack" => HandlingState::Ack,
+            "investigation" => HandlingState::Investigation,
+            "observation" => HandlingState::Observation,
+            "closed" => HandlingState::Closed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Handling {
+    time: DateTime<Utc>,
+    state: HandlingState,
+    user: String,
+    description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Alarm {
     key: AlarmKey,
     history: Vec<StatusChange>,
+    #[serde(default)]
+    handling: Vec<Handling>,
 }
 
 impl Alarm {
@@ -140,27 +304,142 @@ impl Alarm {
         // An alarm is created with its first status change and never loses it.
         &self.history[self.history.len() - 1]
     }
+
+    /// The severity of the last status change that did not clear the alarm.
+    fn last_severity(&self) -> Severity {
+        self.history
+            .iter()
+            .rev()
+            .map(|c| c.severity)
+            .find(|s| *s != Severity::Cleared)
+            .unwrap_or(Severity::Indeterminate)
+    }
+
+    fn is_cleared(&self) -> bool {
+        self.last().severity == Severity::Cleared
+    }
+
+    fn handling_state(&self) -> HandlingState {
+        self.handling
+            .last()
+            .map_or(HandlingState::None, |h| h.state)
+    }
+
+    /// The alarm's entry, keys only, as XML (to find its data path).
+    fn key_xml(&self) -> String {
+        let key = &self.key;
+        format!(
+            "<alarms xmlns=\"{NS_ALARMS}\"><alarm-list><alarm><device>{}</device>{}{}\
+             <specific-problem>{}</specific-problem></alarm></alarm-list></alarms>",
+            escape(&key.device),
+            type_xml(&key.alarm_type),
+            managed_object_xml(&key.managed_object),
+            escape(&key.specific_problem),
+        )
+    }
 }
 
-#[derive(Default)]
+fn type_xml(t: &AlarmType) -> String {
+    format!(
+        "<type xmlns:{0}=\"{1}\">{0}:{2}</type>",
+        t.prefix(),
+        escape(&t.namespace),
+        t.name
+    )
+}
+
+fn managed_object_xml(object: &ManagedObject) -> String {
+    let decls: String = object
+        .prefixes
+        .iter()
+        .map(|(p, ns)| format!(" xmlns:{p}=\"{}\"", escape(ns)))
+        .collect();
+    format!(
+        "<managed-object{decls}>{}</managed-object>",
+        escape(&object.path)
+    )
+}
+
+/// An `alarm-notification` record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlarmNotification {
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// The content of `<alarm-notification>` (without the element itself), as XML.
+    pub xml: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
 struct State {
     alarms: Vec<Alarm>,
     last_changed: Option<DateTime<Utc>>,
+    #[serde(skip)]
     filter_level: Option<Severity>,
+    #[serde(default)]
+    notifications: VecDeque<AlarmNotification>,
 }
 
 /// The alarm list.
 #[derive(Default)]
 pub struct AlarmList {
     state: Mutex<State>,
+    /// Where it is saved; `None` keeps it in memory only (tests).
+    file: Option<PathBuf>,
+    /// The schema, to read alarms written by packages and to find alarms by data path.
+    ctx: Option<&'static yang5::context::Context>,
 }
 
 /// Status changes kept per alarm; older ones are dropped.
 const MAX_HISTORY: usize = 100;
+/// `alarm-notification` records kept.
+pub const MAX_NOTIFICATIONS: usize = 1000;
+
+/// Which alarms `purge-alarms` removes.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeFilter {
+    /// `Some(true)`: only cleared alarms; `Some(false)`: only alarms that are not cleared.
+    pub cleared: Option<bool>,
+    /// Only alarms whose last status change is older than this.
+    pub older_than: Option<chrono::Duration>,
+    /// Only alarms in this handling state.
+    pub handling: Option<HandlingState>,
+}
 
 impl AlarmList {
+    /// The alarm list saved in `state_dir` (`alarms.json`), or an empty one; `ctx` is the
+    /// schema.
+    pub fn open(ctx: &'static yang5::context::Context, state_dir: &Path) -> AlarmList {
+        let file = state_dir.join("alarms.json");
+        crate::datastore::remove_stale_temp(&file);
+        let state = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                warn!(file = %file.display(), error = %e, "the saved alarms do not parse; starting with none");
+                State::default()
+            }),
+            Err(_) => State::default(),
+        };
+        AlarmList {
+            state: Mutex::new(state),
+            file: Some(file),
+            ctx: Some(ctx),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves the list (called with the state locked, so saves happen in order).
+    fn save(&self, state: &State) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let result = serde_json::to_vec(state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::datastore::write_atomically(file, &bytes));
+        if let Err(e) = result {
+            warn!(file = %file.display(), error = %e, "cannot save the alarm list");
+        }
     }
 
     /// `/al:alarms/control/filter-level`: alarms raised below it are dropped.
@@ -195,7 +474,7 @@ impl AlarmList {
         let raised = state
             .alarms
             .iter()
-            .any(|a| &a.key == key && a.last().severity != Severity::Cleared);
+            .any(|a| &a.key == key && !a.is_cleared());
         if raised {
             self.change(&mut state, key.clone(), Severity::Cleared, text, false);
         }
@@ -215,23 +494,218 @@ impl AlarmList {
             severity,
             text: text.to_string(),
         };
-        match state.alarms.iter_mut().find(|a| a.key == key) {
+        let class = match state.alarms.iter_mut().find(|a| a.key == key) {
             Some(alarm) => {
                 let last = alarm.last();
                 if !every_time && last.severity == severity && last.text == text {
                     return;
                 }
+                let class = match (alarm.is_cleared(), severity) {
+                    (_, Severity::Cleared) => "cleared-alarm",
+                    (true, _) => "new-alarm",
+                    (false, _) => "changed-alarm",
+                };
                 alarm.history.push(change);
                 if alarm.history.len() > MAX_HISTORY {
                     alarm.history.remove(0);
                 }
+                class
             }
-            None => state.alarms.push(Alarm {
-                key,
-                history: vec![change],
-            }),
-        }
+            None => {
+                state.alarms.push(Alarm {
+                    key: key.clone(),
+                    history: vec![change],
+                    handling: Vec::new(),
+                });
+                "new-alarm"
+            }
+        };
         state.last_changed = Some(now);
+        let xml = format!(
+            "<alarm-class>{class}</alarm-class><device>{}</device>{}{}\
+             <specific-problem>{}</specific-problem><event-type>other</event-type>\
+             <has-clear>true</has-clear><kind-of-alarm>unknown</kind-of-alarm>\
+             <probable-cause>0</probable-cause><event-time>{}</event-time>\
+             <perceived-severity>{}</perceived-severity><alarm-text>{}</alarm-text>",
+            escape(&key.device),
+            type_xml(&key.alarm_type),
+            managed_object_xml(&key.managed_object),
+            escape(&key.specific_problem),
+            date_time(now),
+            severity.as_str(),
+            escape(text),
+        );
+        state
+            .notifications
+            .push_back(AlarmNotification { time: now, xml });
+        while state.notifications.len() > MAX_NOTIFICATIONS {
+            state.notifications.pop_front();
+        }
+        self.save(state);
+    }
+
+    /// The `alarm-notification` records kept, oldest first: what the `ncs-alarms` stream
+    /// replays. Nothing streams them yet.
+    #[allow(dead_code)]
+    pub fn notifications(&self) -> Vec<AlarmNotification> {
+        self.state().notifications.iter().cloned().collect()
+    }
+
+    /// The index of the alarm whose entry has the data path `path`.
+    fn find(&self, state: &State, path: &str) -> Option<usize> {
+        let ctx = self.ctx?;
+        state.alarms.iter().position(|alarm| {
+            DataTree::parse_string(
+                ctx,
+                alarm.key_xml(),
+                DataFormat::XML,
+                DataParserFlags::STRICT | DataParserFlags::NO_VALIDATION,
+                DataValidationFlags::empty(),
+            )
+            .ok()
+            .and_then(|tree| {
+                tree.find_xpath(&format!("{ALARM_LIST_PATH}/alarm"))
+                    .ok()?
+                    .next()
+                    .map(|n| n.path())
+            })
+            .is_some_and(|p| p == path)
+        })
+    }
+
+    /// `handle-alarm` of the alarm at `path` (its data path): records a handling state.
+    /// False if there is no such alarm.
+    pub fn handle(
+        &self,
+        path: &str,
+        state_value: HandlingState,
+        user: &str,
+        description: &str,
+    ) -> bool {
+        let mut state = self.state();
+        let Some(i) = self.find(&state, path) else {
+            return false;
+        };
+        state.alarms[i].handling.push(Handling {
+            time: Utc::now(),
+            state: state_value,
+            user: user.to_owned(),
+            description: description.to_owned(),
+        });
+        if state.alarms[i].handling.len() > MAX_HISTORY {
+            state.alarms[i].handling.remove(0);
+        }
+        state.last_changed = Some(Utc::now());
+        self.save(&state);
+        true
+    }
+
+    /// `purge` of the alarm at `path`: removes it. False if there is no such alarm.
+    pub fn purge(&self, path: &str) -> bool {
+        let mut state = self.state();
+        let Some(i) = self.find(&state, path) else {
+            return false;
+        };
+        state.alarms.remove(i);
+        state.last_changed = Some(Utc::now());
+        self.save(&state);
+        true
+    }
+
+    /// `purge-alarms`: removes the alarms that `filter` selects; returns how many.
+    pub fn purge_matching(&self, filter: &PurgeFilter) -> usize {
+        let mut state = self.state();
+        let now = Utc::now();
+        let before = state.alarms.len();
+        state.alarms.retain(|alarm| {
+            let selected = filter.cleared.is_none_or(|c| alarm.is_cleared() == c)
+                && filter
+                    .older_than
+                    .is_none_or(|age| now - alarm.last().time > age)
+                && filter.handling.is_none_or(|h| alarm.handling_state() == h);
+            !selected
+        });
+        let purged = before - state.alarms.len();
+        if purged > 0 {
+            state.last_changed = Some(now);
+            self.save(&state);
+        }
+        purged
+    }
+
+    /// Applies what package code wrote under `/al:alarms/alarm-list` in an operational
+    /// transaction: an entry written raises (or, with `is-cleared` true, clears) that alarm
+    /// with its `last-perceived-severity` and `last-alarm-text`; an entry deleted is purged.
+    pub fn apply_package_writes(&self, trans: &Transaction) {
+        let prefix = format!("{ALARM_LIST_PATH}/alarm[");
+        let mut entries: Vec<String> = Vec::new();
+        for path in trans.changed_paths() {
+            if !path.starts_with(&prefix) {
+                continue;
+            }
+            // The entry: the first three steps (alarms, alarm-list, alarm[...]).
+            let Some(entry) = path_steps(path)
+                .get(..3)
+                .map(|steps| format!("/{}", steps.join("/")))
+            else {
+                continue;
+            };
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        for entry in entries {
+            match trans.data_node(&entry) {
+                Some(node) => self.apply_entry(&node),
+                None => {
+                    self.purge(&entry);
+                }
+            }
+        }
+    }
+
+    fn apply_entry(&self, node: &DataNodeRef<'_>) {
+        let Some(ctx) = self.ctx else {
+            return;
+        };
+        let leaf = |name: &str| {
+            node.children()
+                .find(|c| c.schema().name() == name)
+                .and_then(|c| c.value_canonical())
+        };
+        let (Some(device), Some(type_value), Some(object)) =
+            (leaf("device"), leaf("type"), leaf("managed-object"))
+        else {
+            return;
+        };
+        let Some((module, name)) = type_value.split_once(':') else {
+            return;
+        };
+        let Some(namespace) = ctx
+            .get_module_latest(module)
+            .map(|m| m.namespace().to_owned())
+        else {
+            return;
+        };
+        let key = AlarmKey {
+            device,
+            alarm_type: AlarmType {
+                module: module.to_owned(),
+                namespace,
+                name: name.to_owned(),
+            },
+            managed_object: ManagedObject::from_canonical(ctx, &object),
+            specific_problem: leaf("specific-problem").unwrap_or_default(),
+        };
+        let text = leaf("last-alarm-text").unwrap_or_default();
+        if leaf("is-cleared").as_deref() == Some("true") {
+            self.clear(&key, &text);
+        } else {
+            let severity = leaf("last-perceived-severity")
+                .and_then(|s| Severity::parse(&s))
+                .unwrap_or(Severity::Indeterminate);
+            self.raise(key, severity, &text);
+        }
     }
 
     /// `/al:alarms/alarm-list` and `/al:alarms/summary` as XML.
@@ -263,26 +737,19 @@ impl AlarmList {
         for alarm in &state.alarms {
             let key = &alarm.key;
             let last = alarm.last();
-            let decls: String = key
-                .managed_object
-                .prefixes
-                .iter()
-                .map(|(p, ns)| format!(" xmlns:{p}=\"{}\"", escape(ns)))
-                .collect();
             let _ = write!(
                 out,
-                "<alarm><device>{}</device><type xmlns:al=\"{NS_ALARMS}\">al:{}</type>\
-                 <managed-object{decls}>{}</managed-object><specific-problem>{}</specific-problem>\
+                "<alarm><device>{}</device>{}{}<specific-problem>{}</specific-problem>\
                  <is-cleared>{}</is-cleared><last-status-change>{}</last-status-change>\
                  <last-perceived-severity>{}</last-perceived-severity>\
                  <last-alarm-text>{}</last-alarm-text>",
                 escape(&key.device),
-                key.alarm_type,
-                escape(&key.managed_object.path),
+                type_xml(&key.alarm_type),
+                managed_object_xml(&key.managed_object),
                 escape(&key.specific_problem),
-                last.severity == Severity::Cleared,
+                alarm.is_cleared(),
                 date_time(last.time),
-                last.severity.as_str(),
+                alarm.last_severity().as_str(),
                 escape(&last.text),
             );
             for change in &alarm.history {
@@ -294,6 +761,24 @@ impl AlarmList {
                     date_time(change.time),
                     change.severity.as_str(),
                     escape(&change.text)
+                );
+            }
+            if let Some(last) = alarm.handling.last() {
+                let _ = write!(
+                    out,
+                    "<last-alarm-handling-change>{}</last-alarm-handling-change>",
+                    date_time(last.time)
+                );
+            }
+            for handling in &alarm.handling {
+                let _ = write!(
+                    out,
+                    "<alarm-handling><time>{}</time><state>{}</state><user>{}</user>\
+                     <description>{}</description></alarm-handling>",
+                    date_time(handling.time),
+                    handling.state.as_str(),
+                    escape(&handling.user),
+                    escape(&handling.description)
                 );
             }
             out.push_str("</alarm>");
@@ -316,7 +801,7 @@ mod tests {
     fn key(name: &str) -> AlarmKey {
         AlarmKey {
             device: "ncs".into(),
-            alarm_type: "package-load-failure",
+            alarm_type: AlarmType::ncs("package-load-failure"),
             managed_object: ManagedObject::package(name),
             specific_problem: String::new(),
         }
@@ -360,5 +845,54 @@ mod tests {
             list.to_xml()
                 .contains("<number-of-alarms>1</number-of-alarms>")
         );
+    }
+
+    #[test]
+    fn alarms_are_saved_and_each_change_is_a_notification() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = crate::yang::test_context();
+        let list = AlarmList::open(ctx, dir.path());
+        list.raise(key("p"), Severity::Major, "down");
+        list.raise(key("p"), Severity::Critical, "worse");
+        list.clear(&key("p"), "up");
+        list.raise(key("p"), Severity::Minor, "again");
+        let classes: Vec<String> = list
+            .notifications()
+            .iter()
+            .map(|n| {
+                n.xml
+                    .split("</alarm-class>")
+                    .next()
+                    .unwrap_or("")
+                    .replace("<alarm-class>", "")
+            })
+            .collect();
+        assert_eq!(
+            classes,
+            ["new-alarm", "changed-alarm", "cleared-alarm", "new-alarm"]
+        );
+        // Each record is a valid alarm-notification.
+        for n in list.notifications() {
+            let xml = format!(
+                "<alarm-notification xmlns=\"{NS_ALARMS}\">{}</alarm-notification>",
+                n.xml
+            );
+            DataTree::parse_op_string(
+                ctx,
+                &xml,
+                DataFormat::XML,
+                DataParserFlags::STRICT,
+                yang5::data::DataOperation::NotificationYang,
+            )
+            .unwrap_or_else(|e| panic!("{e}: {xml}"));
+        }
+        drop(list);
+        let again = AlarmList::open(ctx, dir.path());
+        let xml = again.to_xml();
+        assert!(
+            xml.contains("<last-alarm-text>again</last-alarm-text>"),
+            "{xml}"
+        );
+        assert_eq!(again.notifications().len(), 4);
     }
 }

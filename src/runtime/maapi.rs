@@ -302,12 +302,9 @@ impl MaapiSessions {
                     (Db::Operational, Mode::Read) => self
                         .datastore
                         .operational_transaction(&(self.operational)()),
-                    (Db::Operational, Mode::Write) => {
-                        return Err(Failure(
-                            "not-writable",
-                            "operational data cannot be written through a transaction".into(),
-                        ));
-                    }
+                    (Db::Operational, Mode::Write) => self
+                        .datastore
+                        .operational_write_transaction(&(self.operational)()),
                 }
                 .map_err(read)?;
                 Ok(json!({ "th": self.insert(trans, false) }))

@@ -79,10 +79,12 @@ pub enum ActionError {
 /// One action invocation: the data path of the action node and its input leaves.
 #[derive(Debug, Clone)]
 pub struct ActionCall {
-    /// e.g. `/tailf-ncs:python-vm/stop`.
+    /// The action's data path, e.g. `/tailf-ncs:python-vm/stop`.
     pub path: String,
-    /// Top-level input leaves: (name, value).
+    /// The input leaves, at any depth: (name, value).
     pub input: Vec<(String, String)>,
+    /// Who invokes it.
+    pub user: String,
 }
 
 impl ActionCall {
@@ -126,7 +128,7 @@ impl Runtime {
         let mut packages = packages;
         // What is up now had its YANG loaded into the schema.
         let loaded_yang = packages.yang_fingerprints();
-        let alarms = Arc::new(AlarmList::default());
+        let alarms = Arc::new(AlarmList::open(datastore.context(), state_dir));
         apply_alarm_filter(&alarms, &running.borrow());
         // The VMs' operational transactions read what `get` shows, which the runtime itself
         // produces: it is reached through a weak reference set once the runtime exists.
@@ -198,6 +200,10 @@ impl Runtime {
 
     /// Runs an action; returns the children of its output as XML.
     pub async fn action(&self, call: &ActionCall) -> Result<String, ActionError> {
+        let schema_path = crate::datastore::keypath::strip_predicates(&call.path);
+        if schema_path.starts_with(alarms::ALARM_LIST_PATH) {
+            return self.alarm_action(call, &schema_path);
+        }
         match call.path.as_str() {
             "/tailf-ncs:python-vm/stop" => {
                 let vm = self.vm_named(call.input("name")?)?;
@@ -255,6 +261,70 @@ impl Runtime {
                 leaf: "name".into(),
                 message: format!("no VM or package named \"{name}\""),
             })
+    }
+
+    /// The alarm actions: `handle-alarm` and `purge` of an alarm, `purge-alarms` of the list.
+    fn alarm_action(&self, call: &ActionCall, schema_path: &str) -> Result<String, ActionError> {
+        let alarm = || {
+            call.path
+                .rsplit_once('/')
+                .map(|(parent, _)| parent.to_owned())
+                .unwrap_or_default()
+        };
+        let missing = || ActionError::Failed {
+            message: "no such alarm (it may have been purged)".into(),
+        };
+        let input = |name: &str| call.input.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        match schema_path.strip_prefix(alarms::ALARM_LIST_PATH) {
+            Some("/alarm/handle-alarm") => {
+                let state =
+                    alarms::HandlingState::parse(call.input("state")?).ok_or_else(|| {
+                        ActionError::InvalidInput {
+                            leaf: "state".into(),
+                            message: "not an alarm state".into(),
+                        }
+                    })?;
+                let description = input("description").map(String::as_str).unwrap_or("");
+                if !self.alarms.handle(&alarm(), state, &call.user, description) {
+                    return Err(missing());
+                }
+                Ok(String::new())
+            }
+            Some("/alarm/purge") => {
+                if !self.alarms.purge(&alarm()) {
+                    return Err(missing());
+                }
+                Ok(String::new())
+            }
+            Some("/purge-alarms") => {
+                let mut filter = alarms::PurgeFilter {
+                    cleared: match input("alarm-status").map(String::as_str) {
+                        Some("cleared") => Some(true),
+                        Some("not-cleared") => Some(false),
+                        _ => None,
+                    },
+                    ..Default::default()
+                };
+                for (unit, seconds) in [
+                    ("seconds", 1),
+                    ("minutes", 60),
+                    ("hours", 3600),
+                    ("days", 86_400),
+                    ("weeks", 604_800),
+                ] {
+                    if let Some(n) = input(unit).and_then(|v| v.parse::<i64>().ok()) {
+                        filter.older_than = Some(chrono::Duration::seconds(n * seconds));
+                    }
+                }
+                filter.handling =
+                    input("alarm-handling-state").and_then(|s| alarms::HandlingState::parse(s));
+                let purged = self.alarms.purge_matching(&filter);
+                Ok(format!(
+                    "<purged-alarms xmlns=\"http://tail-f.com/ns/ncs-alarms\">{purged}</purged-alarms>"
+                ))
+            }
+            _ => Err(ActionError::Unknown(call.path.clone())),
+        }
     }
 
     /// Runs a package action (see [`actions`]): the VM that registered its actionpoint calls

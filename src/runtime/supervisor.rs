@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::alarms::{AlarmKey, AlarmList, ManagedObject, Severity};
+use super::alarms::{ALARM_LIST_PATH, AlarmKey, AlarmList, AlarmType, ManagedObject, Severity};
 use super::config::PythonVmConfig;
 use super::maapi::{MaapiSessions, OperationalSource, PendingApply};
 use crate::datastore::{Datastore, Transaction};
@@ -298,9 +298,17 @@ impl Supervisor {
     ) {
         let maapi = Arc::clone(maapi);
         let datastore = Arc::clone(&self.datastore);
+        let alarms = Arc::clone(&self.alarms);
         tokio::spawn(async move {
             let applied = tokio::task::spawn_blocking(move || {
-                let result = datastore.apply_transaction(&mut pending.trans);
+                let result = if pending.trans.is_operational() {
+                    // The alarm list is the runtime's own: what package code writes there
+                    // raises, clears and purges alarms instead of being stored.
+                    alarms.apply_package_writes(&pending.trans);
+                    datastore.apply_operational(&mut pending.trans, &[ALARM_LIST_PATH])
+                } else {
+                    datastore.apply_transaction(&mut pending.trans)
+                };
                 (pending, result)
             })
             .await;
@@ -723,7 +731,7 @@ impl Supervisor {
                     self.alarms.report(
                         AlarmKey {
                             device: "ncs".into(),
-                            alarm_type: "package-operation-failure",
+                            alarm_type: AlarmType::ncs("package-operation-failure"),
                             managed_object: ManagedObject {
                                 path: managed_object,
                                 prefixes,
@@ -756,7 +764,7 @@ impl Supervisor {
 pub fn package_load_failure(package: &str) -> AlarmKey {
     AlarmKey {
         device: "ncs".into(),
-        alarm_type: "package-load-failure",
+        alarm_type: AlarmType::ncs("package-load-failure"),
         managed_object: ManagedObject::package(package),
         specific_problem: String::new(),
     }

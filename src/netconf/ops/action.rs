@@ -82,12 +82,15 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
     };
     let text = xml::to_string(target, &scope);
     let running = call.server.datastore.running();
-    let parsed = blocking(move || parse(&running, &text)).await?;
+    let user = call.session.user.clone();
+    let parsed = blocking(move || parse(&running, &text, user)).await?;
     let output = run(call, &parsed).await?;
-    Ok(OpResult::Body(match form {
-        Form::Yang11 => output,
-        Form::Tailf => wrap_tailf(&parsed, &output),
-    }))
+    Ok(match form {
+        // An action without output answers <ok/> (RFC 7950 §7.15.2).
+        Form::Yang11 if output.is_empty() => OpResult::Ok,
+        Form::Yang11 => OpResult::Body(output),
+        Form::Tailf => OpResult::Body(wrap_tailf(&parsed, &output)),
+    })
 }
 
 /// Runs an `rpc` of a package module: one with a `tailf:actionpoint` is run by package code
@@ -95,7 +98,8 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
 pub async fn rpc(call: &Call<'_>) -> OpOutcome {
     let text = xml::to_string(call.operation, &call.rpc.ns_decls);
     let running = call.server.datastore.running();
-    let parsed = blocking(move || parse(&running, &text)).await?;
+    let user = call.session.user.clone();
+    let parsed = blocking(move || parse(&running, &text, user)).await?;
     if parsed.package.is_none() {
         return Err(vec![RpcError::not_supported(format!(
             "the rpc {} has no tailf:actionpoint, and this server has no handler for it",
@@ -191,7 +195,7 @@ fn service_action(action: &DataNodeRef<'_>) -> Option<ServiceAction> {
 
 /// Parses the path-to-action XML (or an rpc) with libyang, so the action and its input are
 /// checked against the schema.
-fn parse(running: &DataTree<'static>, text: &str) -> Result<Parsed, Vec<RpcError>> {
+fn parse(running: &DataTree<'static>, text: &str, user: String) -> Result<Parsed, Vec<RpcError>> {
     let ctx = running.context();
     let tree = DataTree::parse_op_string(
         ctx,
@@ -223,7 +227,8 @@ fn parse(running: &DataTree<'static>, text: &str) -> Result<Parsed, Vec<RpcError
             )]
         })?;
     let input = action
-        .children()
+        .traverse()
+        .filter(|c| c.as_raw() != action.as_raw())
         .filter_map(|c| {
             c.value_canonical()
                 .map(|v| (c.schema().name().to_string(), v))
@@ -260,6 +265,7 @@ fn parse(running: &DataTree<'static>, text: &str) -> Result<Parsed, Vec<RpcError
         call: ActionCall {
             path: action.path(),
             input,
+            user,
         },
         ancestors,
         action: PathNode {
