@@ -32,6 +32,20 @@ from .error import (  # noqa: F401  (NSO code finds the numbers on `_ncs`)
 )
 
 __all__ = [
+    "C_BUF",
+    "C_DEFAULT",
+    "C_NOEXISTS",
+    "C_STR",
+    "LIB_API_VSN",
+    "LIB_API_VSN_STR",
+    "LIB_VSN",
+    "LIB_VSN_STR",
+    "Value",
+    "hash2ns",
+    "hash2str",
+    "ns2prefix",
+    "str2hash",
+    "xpath_pp_kpath",
     "CANDIDATE",
     "RUNNING",
     "STARTUP",
@@ -96,19 +110,35 @@ PROTO_HTTPS = 7
 PROTO_UDP = 8
 
 
+# The library version, as NSO's: packages compare LIB_VSN_STR to tell NSO releases apart.
+# pyvmd implements the API of NSO 6.1.
+LIB_VSN = 0x06010000
+LIB_VSN_STR = "06010000"
+LIB_API_VSN = 0x08000000
+LIB_API_VSN_STR = "08000000"
+
+# Value types (``Value.confd_type()``), with ConfD's numbers; pyvmd's values are text, so
+# only these are ever reported.
+C_NOEXISTS = 1
+C_STR = 4
+C_BUF = 5
+C_DEFAULT = 42
+
+
 class Value:
     """A value read from the server.
 
-    pyvmd's values carry no type: the server sends the canonical string form, which ``str(v)``
+    pyvmd's values are text: the server sends the canonical string form, which ``str(v)``
     gives. ``as_pyval()`` gives that string too (NSO converts by type here; code that needs a
     number or a bool should use ``ncs.maagic``, which converts by the schema). A Value compares
-    equal to another Value or to a ``str`` with the same text.
+    equal to another Value or to a ``str`` with the same text. ``confd_type()`` is ``C_BUF``,
+    or ``C_DEFAULT`` for a leaf that is not set, read in a transaction started with
+    ``FLAG_NO_DEFAULTS`` (its text is then the default value).
 
-    ``Value(init, type=None)``: ``init`` is turned into its text (``True`` → ``"true"``); ``type``
-    is accepted for NSO compatibility and ignored.
+    ``Value(init, type=None)``: ``init`` is turned into its text (``True`` → ``"true"``).
     """
 
-    __slots__ = ("_text",)
+    __slots__ = ("_text", "_type")
 
     def __init__(self, init, type=None):  # noqa: A002  (NSO's parameter name)
         if isinstance(init, Value):
@@ -120,6 +150,11 @@ class Value:
         else:
             text = str(init)
         self._text = text
+        self._type = C_DEFAULT if type == C_DEFAULT else C_BUF
+
+    def confd_type(self):
+        """``C_DEFAULT`` for a default read with ``FLAG_NO_DEFAULTS``, else ``C_BUF``."""
+        return self._type
 
     def as_pyval(self):
         """The value as a Python object: its canonical string (pyvmd's values are untyped)."""
@@ -141,6 +176,70 @@ class Value:
     def __hash__(self):
         # Equal to a str of the same text, so it must hash like one.
         return hash(self._text)
+
+
+def _str_hash(text):
+    """A stable 31-bit hash of ``text`` (FNV-1a), pyvmd's stand-in for ConfD's schema hashes:
+    the same name gives the same number in every VM and every run."""
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h & 0x7FFFFFFF
+
+
+_names = {}
+_modules = None
+
+
+def str2hash(text):
+    """The hash of a schema name (a node name or a namespace)."""
+    h = _str_hash(text)
+    _names.setdefault(h, text)
+    return h
+
+
+def hash2str(h):
+    """The schema name whose hash is ``h`` (names of the loaded modules and names hashed
+    before in this VM are known); ``error.Error`` for an unknown hash."""
+    _load_modules()
+    try:
+        return _names[h]
+    except KeyError:
+        raise error.Error(ERR_BADPATH, "no name has the hash %r" % (h,)) from None
+
+
+def _load_modules():
+    """Reads the loaded modules from the server, once: {namespace hash: (prefix, uri, name)}."""
+    global _modules
+    if _modules is None:
+        modules = {}
+        for m in _request("modules"):
+            modules[str2hash(m["namespace"])] = (m["prefix"], m["namespace"], m["name"])
+            str2hash(m["name"])
+            str2hash(m["prefix"])
+        _modules = modules
+    return _modules
+
+
+def ns2prefix(ns):
+    """The prefix of the module whose namespace has the hash ``ns``."""
+    try:
+        return _load_modules()[ns][0]
+    except KeyError:
+        raise error.Error(ERR_BADPATH, "no module has the namespace hash %r" % (ns,)) from None
+
+
+def hash2ns(ns):
+    """The namespace URI whose hash is ``ns``."""
+    try:
+        return _load_modules()[ns][1]
+    except KeyError:
+        raise error.Error(ERR_BADPATH, "no module has the namespace hash %r" % (ns,)) from None
+
+
+def xpath_pp_kpath(kp):
+    """A keypath (``/ncs:devices/device{ce0}``) as XPath (``/ncs:devices/device[name='ce0']``)."""
+    return _request("xpath", path=str(kp))
 
 
 def _request(op, **args):

@@ -32,6 +32,9 @@ INTENDED = 7
 READ = 1
 READ_WRITE = 2
 
+# The library version (see _ncs).
+from _ncs import LIB_API_VSN, LIB_API_VSN_STR, LIB_VSN, LIB_VSN_STR  # noqa: E402
+
 from . import log  # noqa: E402  (the constants above must exist before the submodules load)
 from . import dp  # noqa: E402
 from . import application  # noqa: E402
@@ -50,6 +53,10 @@ def __getattr__(name):
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 __all__ = [
+    "LIB_API_VSN",
+    "LIB_API_VSN_STR",
+    "LIB_VSN",
+    "LIB_VSN_STR",
     "CONFD_OK",
     "CONFD_ERR",
     "CONFD_EOF",

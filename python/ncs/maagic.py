@@ -274,6 +274,13 @@ class _Parent(Node):
             return _read_leaf(self._trans(), self._child_path(child))
         return self._child_node(child)
 
+    @property
+    def _children(self):
+        """NSO's ``node._children``: the child nodes, for code that walks a subtree generically
+        (``get_children()``, iteration, ``len``; leaves are :class:`NonContainer` nodes whose
+        value is read with ``_read()``)."""
+        return _Children(self)
+
     def _set_child(self, child, value):
         kind = child.get("kind")
         path = self._child_path(child)
@@ -353,6 +360,37 @@ class _Parent(Node):
     def __dir__(self):
         methods = {n for n in dir(type(self)) if not n.startswith("_")}
         return sorted(methods | set(self._schema.python_names()))
+
+
+class _Children:
+    """The children of a node (see ``_Parent._children``)."""
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node):
+        self._node = node
+
+    def get_children(self):
+        """Every data child, in schema order: containers, lists and leaf-lists as their nodes,
+        leaves as :class:`NonContainer` nodes."""
+        node = self._node
+        out = []
+        for child in node._schema.children:
+            kind = child.get("kind")
+            if kind not in ("leaf", "leaf-list", "container", "list"):
+                continue
+            if kind == "leaf":
+                out.append(NonContainer(node._backend, node._child_path(child), child["name"],
+                                        node))
+            else:
+                out.append(node._child_node(child))
+        return out
+
+    def __iter__(self):
+        return iter(self.get_children())
+
+    def __len__(self):
+        return len(self.get_children())
 
 
 class Root(_Parent):
@@ -558,9 +596,14 @@ class LeafList(Node):
 
 
 class NonContainer(Node):
-    """A node that maagic offers no operations on (anydata, and kinds it does not know)."""
+    """A leaf as a node (``_children``), or a node that maagic offers no operations on
+    (anydata, and kinds it does not know). ``_read()`` reads a leaf's value."""
 
     __slots__ = ()
+
+    def _read(self):
+        """The leaf's Python value (its default, or None, when it is not set)."""
+        return _read_leaf(self._trans(), self._path)
 
 
 class Action(Node):

@@ -27,10 +27,33 @@ from _ncs import error as _error
 __all__ = [
     "Maapi",
     "Session",
+    "FLAG_CONFIG_CACHE_ONLY",
+    "FLAG_CONFIG_ONLY",
+    "FLAG_DELAYED_WHEN",
+    "FLAG_EMIT_PARENTS",
+    "FLAG_HIDE_ALL_HIDEGROUPS",
+    "FLAG_HIDE_INACTIVE",
+    "FLAG_HINT_BULK",
+    "FLAG_NO_CONFIG_CACHE",
+    "FLAG_NO_DEFAULTS",
+    "FLAG_SKIP_SUBSCRIBERS",
     "Transaction",
     "single_read_trans",
     "single_write_trans",
 ]
+
+# Transaction flags (``flags=`` of start_trans and friends). pyvmd acts on FLAG_NO_DEFAULTS
+# (a leaf that is not set reads as a ``C_DEFAULT`` value); the others are accepted.
+FLAG_HINT_BULK = 1 << 0
+FLAG_NO_DEFAULTS = 1 << 1
+FLAG_CONFIG_ONLY = 1 << 2
+FLAG_HIDE_INACTIVE = 1 << 3
+FLAG_DELAYED_WHEN = 1 << 6
+FLAG_NO_CONFIG_CACHE = 1 << 7
+FLAG_CONFIG_CACHE_ONLY = 1 << 8
+FLAG_HIDE_ALL_HIDEGROUPS = 1 << 9
+FLAG_SKIP_SUBSCRIBERS = 1 << 10
+FLAG_EMIT_PARENTS = 1 << 11
 
 _DATASTORES = {_ncs.RUNNING: "running", _ncs.OPERATIONAL: "operational"}
 _DATASTORE_NAMES = {_ncs.CANDIDATE: "candidate", _ncs.STARTUP: "startup"}
@@ -109,17 +132,25 @@ class Maapi:
     def start_read_trans(self, db=_ncs.RUNNING, usid=0, flags=0, vendor=None, product=None,
                          version=None, client_id=None):
         """Starts a read transaction on ``db`` and returns it (a :class:`Transaction`)."""
-        return Transaction(self, rw=_ncs.READ, db=db)
+        return Transaction(self, rw=_ncs.READ, db=db, flags=flags)
 
     def start_write_trans(self, db=_ncs.RUNNING, usid=0, flags=0, vendor=None, product=None,
                           version=None, client_id=None):
         """Starts a read-write transaction on ``db`` and returns it."""
-        return Transaction(self, rw=_ncs.READ_WRITE, db=db)
+        return Transaction(self, rw=_ncs.READ_WRITE, db=db, flags=flags)
 
     def start_trans(self, rw, db=_ncs.RUNNING, usid=0, flags=0, vendor=None, product=None,
                     version=None, client_id=None):
         """Starts a transaction, ``rw`` being ``ncs.READ`` or ``ncs.READ_WRITE``."""
-        return Transaction(self, rw=rw, db=db)
+        return Transaction(self, rw=rw, db=db, flags=flags)
+
+    def start_trans_in_trans(self, readwrite, usid, thandle, flags=0, vendor=None,
+                             product=None, version=None, client_id=None):
+        """A transaction in the transaction ``thandle`` (its ``th``, or a Transaction): it
+        reads what that one holds, its uncommitted changes included, and ``apply()`` moves its
+        changes into that one instead of committing them."""
+        parent = getattr(thandle, "th", thandle)
+        return Transaction(self, rw=readwrite, flags=flags, _parent=parent)
 
     def attach(self, ctx_or_th, hashed_ns=0, usid=0):
         """The transaction of a callback, as NSO's ``attach``: ``ctx_or_th`` is the callback's
@@ -206,7 +237,7 @@ class Transaction:
     """
 
     def __init__(self, maapi, th=None, rw=None, db=_ncs.RUNNING, usid=0, flags=0, vendor=None,
-                 product=None, version=None, client_id=None):
+                 product=None, version=None, client_id=None, _parent=None):
         if maapi is None:
             maapi = Maapi()
         self.maapi = maapi
@@ -214,7 +245,12 @@ class Transaction:
         if th is None:
             self.rw = _ncs.READ_WRITE if rw == _ncs.READ_WRITE else _ncs.READ
             mode = "write" if self.rw == _ncs.READ_WRITE else "read"
-            answer = _ncs._request("trans-start", db=_datastore(db), mode=mode)
+            args = {"db": _datastore(db), "mode": mode}
+            if flags & FLAG_NO_DEFAULTS:
+                args["no-defaults"] = True
+            if _parent is not None:
+                args["parent"] = _parent
+            answer = _ncs._request("trans-start", **args)
             self.th = answer["th"]
             self._owned = True
         else:
@@ -245,6 +281,8 @@ class Transaction:
         value = self._request("get-elem", path=path)
         if isinstance(value, list):
             return [_ncs.Value(v) for v in value]
+        if isinstance(value, dict):  # FLAG_NO_DEFAULTS: a leaf that is not set
+            return _ncs.Value(value["default"], _ncs.C_DEFAULT)
         return _ncs.Value(value)
 
     def set_elem(self, value, path):
@@ -326,12 +364,12 @@ class Transaction:
 
 
 def _single_trans(rw, user, context, groups, db, ip, port, path, src_ip, src_port, proto,
-                  vendor, product, version, client_id, load_schemas):
+                  vendor, product, version, client_id, load_schemas, flags=0):
     maapi = Maapi(ip, port, path, load_schemas=load_schemas)
     try:
         maapi.start_user_session(user, context, groups, src_ip, src_port, proto, vendor,
                                  product, version, client_id)
-        trans = maapi.start_trans(rw, db)
+        trans = maapi.start_trans(rw, db, flags=flags)
     except BaseException:
         maapi.close()
         raise
@@ -347,7 +385,7 @@ def single_read_trans(user, context, groups=(), db=_ncs.RUNNING, ip="127.0.0.1",
     transaction and its :class:`Maapi` are closed on leaving the block."""
     maapi, trans = _single_trans(_ncs.READ, user, context, groups, db, ip, port, path, src_ip,
                                  src_port, proto, vendor, product, version, client_id,
-                                 load_schemas)
+                                 load_schemas, flags)
     with maapi, trans:
         yield trans
 
@@ -361,6 +399,6 @@ def single_write_trans(user, context, groups=(), db=_ncs.RUNNING, ip="127.0.0.1"
     commit. It is finished on leaving the block, and changes not applied are lost."""
     maapi, trans = _single_trans(_ncs.READ_WRITE, user, context, groups, db, ip, port, path,
                                  src_ip, src_port, proto, vendor, product, version, client_id,
-                                 load_schemas)
+                                 load_schemas, flags)
     with maapi, trans:
         yield trans

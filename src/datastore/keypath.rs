@@ -559,6 +559,29 @@ pub fn path_steps(path: &str) -> Vec<&str> {
     steps
 }
 
+/// A libyang data path (module names where the module changes) written with the modules'
+/// prefixes instead, as NSO prints XPath: `/tailf-ncs:devices/device[name='ce0']` →
+/// `/ncs:devices/device[name='ce0']`.
+pub fn prefixed_xpath(ctx: &Context, data_path: &str) -> String {
+    let mut out = String::with_capacity(data_path.len());
+    for step in path_steps(data_path) {
+        out.push('/');
+        match step.split_once(':') {
+            Some((module, rest)) if !module.contains('[') => {
+                let prefix = ctx
+                    .get_module_latest(module)
+                    .map(|m| m.prefix().to_owned())
+                    .unwrap_or_else(|| module.to_owned());
+                out.push_str(&prefix);
+                out.push(':');
+                out.push_str(rest);
+            }
+            _ => out.push_str(step),
+        }
+    }
+    out
+}
+
 /// Formats key values as a keypath's `{...}`, quoting where needed.
 pub fn format_keys(keys: &[String]) -> String {
     let parts: Vec<String> = keys

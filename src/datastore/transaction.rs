@@ -34,6 +34,9 @@ pub enum ElemValue {
     Leaf(String),
     /// A leaf-list's values, in order.
     LeafList(Vec<String>),
+    /// A leaf that is not set, with its default value: what a transaction started with
+    /// NSO's `FLAG_NO_DEFAULTS` reads instead of the value.
+    Default(String),
 }
 
 /// The datastore a transaction writes.
@@ -55,6 +58,8 @@ pub struct Transaction {
     changes: Vec<Change>,
     /// Set for a service callback's transaction: what it writes (see `services`).
     journal: Option<Journal>,
+    /// NSO's `FLAG_NO_DEFAULTS`: a leaf that is not set reads as [`ElemValue::Default`].
+    no_defaults: bool,
 }
 
 impl Datastore {
@@ -70,6 +75,7 @@ impl Datastore {
             target: Target::Running,
             changes: Vec::new(),
             journal: None,
+            no_defaults: false,
         })
     }
 
@@ -88,6 +94,7 @@ impl Datastore {
             target: Target::Running,
             changes: Vec::new(),
             journal: None,
+            no_defaults: false,
         })
     }
 
@@ -211,6 +218,7 @@ impl Transaction {
             target: Target::Running,
             changes: Vec::new(),
             journal: Some(Journal::default()),
+            no_defaults: false,
         }
     }
 
@@ -227,6 +235,7 @@ impl Transaction {
             target: Target::Running,
             changes: Vec::new(),
             journal: None,
+            no_defaults: false,
         }
     }
 
@@ -242,7 +251,39 @@ impl Transaction {
             target: Target::Operational,
             changes: Vec::new(),
             journal: None,
+            no_defaults: false,
         }
+    }
+
+    /// Reads unset leaves as [`ElemValue::Default`] (NSO's `FLAG_NO_DEFAULTS`).
+    pub fn set_no_defaults(&mut self, on: bool) {
+        self.no_defaults = on;
+    }
+
+    /// A transaction in this one (NSO's `start_trans_in_trans`): it reads what this one
+    /// holds, uncommitted changes included, and [`Transaction::absorb`] takes its changes
+    /// back into this one.
+    pub fn child(&self, writable: bool) -> Result<Transaction, DatastoreError> {
+        let ctx = self.ctx();
+        raw::clear_errors(ctx);
+        Ok(Transaction {
+            tree: self.tree.duplicate().map_err(|_| raw::last_error(ctx))?,
+            base: Arc::clone(&self.base),
+            writable: writable && self.writable,
+            target: self.target,
+            changes: Vec::new(),
+            journal: None,
+            no_defaults: self.no_defaults,
+        })
+    }
+
+    /// Takes the changes of `child` (see [`Transaction::child`]) into this transaction, as if
+    /// they had been made here (a service's transaction records them for FASTMAP).
+    pub fn absorb(&mut self, child: &mut Transaction) -> Result<(), DatastoreError> {
+        for change in std::mem::take(&mut child.changes) {
+            self.change(change)?;
+        }
+        Ok(())
     }
 
     pub(super) fn target(&self) -> Target {
@@ -337,9 +378,17 @@ impl Transaction {
             )),
             SchemaNodeKind::Leaf | SchemaNodeKind::LeafList => {
                 if let Ok(node) = self.tree.find_path(&resolved.data_path) {
-                    return Ok(ElemValue::Leaf(node.value_canonical().unwrap_or_default()));
+                    let value = node.value_canonical().unwrap_or_default();
+                    // Validation adds the defaults to the tree, marked as such.
+                    if self.no_defaults && node.is_default() {
+                        return Ok(ElemValue::Default(value));
+                    }
+                    return Ok(ElemValue::Leaf(value));
                 }
                 match keypath::default_value(&schema) {
+                    Some(default) if self.owner_exists(keypath)? && self.no_defaults => {
+                        Ok(ElemValue::Default(default))
+                    }
                     Some(default) if self.owner_exists(keypath)? => Ok(ElemValue::Leaf(default)),
                     _ => Err(DatastoreError::DataMissing {
                         path: keypath.to_owned(),

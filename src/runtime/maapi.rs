@@ -63,6 +63,12 @@ enum Request {
         db: Db,
         #[serde(default)]
         mode: Mode,
+        /// `start_trans_in_trans`: the transaction to start in.
+        #[serde(default)]
+        parent: Option<u64>,
+        /// NSO's `FLAG_NO_DEFAULTS`.
+        #[serde(default, rename = "no-defaults")]
+        no_defaults: bool,
     },
     TransFinish {
         th: u64,
@@ -105,6 +111,12 @@ enum Request {
     Schema {
         path: String,
     },
+    /// The loaded modules (for `_ncs.ns2prefix` and friends).
+    Modules,
+    /// A keypath as an XPath expression (`_ncs.xpath_pp_kpath`).
+    Xpath {
+        path: String,
+    },
 }
 
 struct Handle {
@@ -112,6 +124,9 @@ struct Handle {
     /// Opened by the server for the VM (the upgrade transactions): Python may use it, but the
     /// server applies and finishes it.
     server_owned: bool,
+    /// For a transaction started in another (`start_trans_in_trans`): that one, into which
+    /// applying it goes.
+    parent: Option<u64>,
 }
 
 /// One VM's open transactions.
@@ -209,6 +224,13 @@ impl MaapiSessions {
                 "this transaction belongs to the server, which applies it",
             )));
         }
+        if let Some(parent) = self.handles.get(&th).and_then(|h| h.parent) {
+            // A transaction in a transaction is applied to its parent, here and now.
+            return Some(Err(match self.apply_to_parent(th, parent) {
+                Ok(()) => Reply::ok(Value::Null),
+                Err(Failure(code, message)) => Reply::error(code, message),
+            }));
+        }
         Some(match self.handles.remove(&th) {
             Some(handle) => {
                 self.applying.insert(th);
@@ -233,12 +255,32 @@ impl MaapiSessions {
             Handle {
                 trans: pending.trans,
                 server_owned: false,
+                parent: None,
             },
         );
         match result.map_err(|e| failure(e, "validation")) {
             Ok(()) => Reply::ok(Value::Null),
             Err(Failure(code, message)) => Reply::error(code, message),
         }
+    }
+
+    /// Applies the child transaction `th` to `parent`.
+    fn apply_to_parent(&mut self, th: u64, parent: u64) -> Result<(), Failure> {
+        let mut child = self
+            .handles
+            .remove(&th)
+            .ok_or_else(|| self.missing_failure(th))?;
+        let result = match self.handles.get_mut(&parent) {
+            Some(handle) => handle
+                .trans
+                .absorb(&mut child.trans)
+                .map_err(|e| failure(e, "validation")),
+            None => Err(Failure::badstate(format!(
+                "the transaction {parent} that {th} was started in is finished"
+            ))),
+        };
+        self.handles.insert(th, child);
+        result
     }
 
     fn missing(&self, th: u64) -> Reply {
@@ -262,6 +304,7 @@ impl MaapiSessions {
             Handle {
                 trans,
                 server_owned,
+                parent: None,
             },
         );
         th
@@ -291,23 +334,35 @@ impl MaapiSessions {
     fn run(&mut self, request: Request) -> Result<Value, Failure> {
         let read = |e| failure(e, "badtype");
         match request {
-            Request::TransStart { db, mode } => {
+            Request::TransStart {
+                db,
+                mode,
+                parent,
+                no_defaults,
+            } => {
                 if self.handles.len() >= MAX_OPEN_TRANSACTIONS {
                     return Err(Failure::badstate(format!(
                         "too many open transactions ({MAX_OPEN_TRANSACTIONS}): finish some"
                     )));
                 }
-                let trans = match (db, mode) {
-                    (Db::Running, mode) => self.datastore.transaction(mode == Mode::Write),
-                    (Db::Operational, Mode::Read) => self
+                let writable = mode == Mode::Write;
+                let mut trans = match (parent, db, mode) {
+                    (Some(parent), _, _) => self.trans(parent)?.trans.child(writable),
+                    (None, Db::Running, _) => self.datastore.transaction(writable),
+                    (None, Db::Operational, Mode::Read) => self
                         .datastore
                         .operational_transaction(&(self.operational)()),
-                    (Db::Operational, Mode::Write) => self
+                    (None, Db::Operational, Mode::Write) => self
                         .datastore
                         .operational_write_transaction(&(self.operational)()),
                 }
                 .map_err(read)?;
-                Ok(json!({ "th": self.insert(trans, false) }))
+                trans.set_no_defaults(no_defaults);
+                let th = self.insert(trans, false);
+                if let Some(handle) = self.handles.get_mut(&th) {
+                    handle.parent = parent;
+                }
+                Ok(json!({ "th": th }))
             }
             Request::TransFinish { th } => {
                 if self.trans(th)?.server_owned {
@@ -319,6 +374,10 @@ impl MaapiSessions {
                 Ok(Value::Null)
             }
             Request::Apply { th } => {
+                if let Some(parent) = self.trans(th)?.parent {
+                    self.apply_to_parent(th, parent)?;
+                    return Ok(Value::Null);
+                }
                 let datastore = Arc::clone(&self.datastore);
                 let handle = self.trans(th)?;
                 if handle.server_owned {
@@ -341,6 +400,7 @@ impl MaapiSessions {
             Request::GetElem { th, path } => match self.trans(th)?.trans.get_elem(&path) {
                 Ok(ElemValue::Leaf(value)) => Ok(json!(value)),
                 Ok(ElemValue::LeafList(values)) => Ok(json!(values)),
+                Ok(ElemValue::Default(value)) => Ok(json!({ "default": value })),
                 Err(e) => Err(read(e)),
             },
             Request::Exists { th, path } => {
@@ -373,6 +433,20 @@ impl MaapiSessions {
                 let ctx = self.datastore.context();
                 let node = keypath::find_schema(ctx, &path).map_err(read)?;
                 Ok(describe(ctx, node.as_ref()))
+            }
+            Request::Modules => Ok(self
+                .datastore
+                .context()
+                .modules(false)
+                .filter(|m| m.is_implemented())
+                .map(
+                    |m| json!({"name": m.name(), "prefix": m.prefix(), "namespace": m.namespace()}),
+                )
+                .collect()),
+            Request::Xpath { path } => {
+                let ctx = self.datastore.context();
+                let resolved = keypath::resolve(ctx, None, &path).map_err(read)?;
+                Ok(json!(keypath::prefixed_xpath(ctx, &resolved.data_path)))
             }
         }
     }

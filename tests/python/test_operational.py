@@ -51,6 +51,9 @@ module oper {
 """
 
 OPER_PY = """
+import json
+
+import _ncs
 import ncs
 from ncs.application import Application
 from ncs.dp import Action
@@ -64,6 +67,9 @@ class Tools(Action):
     @Action.action
     def cb_action(self, uinfo, name, kp, input, output):
         what, arg = input.what, input.arg
+        if what == "lower":
+            output.result = json.dumps(self.lower_layers())
+            return
         with ncs.maapi.single_write_trans("admin", "system", db=ncs.OPERATIONAL) as t:
             root = ncs.maagic.get_root(t)
             if what == "stats":
@@ -84,6 +90,41 @@ class Tools(Action):
                 t.delete(alarm_path(arg))
             t.apply()
         output.result = "done " + what
+
+
+    def lower_layers(self):
+        # What public packages use of the lower layers of the API.
+        out = {"vsn": ncs.LIB_VSN_STR, "vsn_low": _ncs.LIB_VSN_STR}
+        ns = _ncs.str2hash("urn:pyvmd-test:oper")
+        out["prefix"] = _ncs.ns2prefix(ns)
+        out["name"] = _ncs.hash2str(_ncs.str2hash("oper-status"))
+        out["xpath"] = _ncs.xpath_pp_kpath("/op:port{ge7}/oper-status")
+        with ncs.maapi.single_write_trans("admin", "system") as t:
+            t.create("/op:port{tt1}")
+            m = t.maapi
+            child = m.start_trans_in_trans(ncs.READ_WRITE, 0, t)
+            out["child_sees_parent"] = child.exists("/op:port{tt1}")
+            child.create("/op:port{tt2}")
+            out["parent_before"] = t.exists("/op:port{tt2}")
+            child.apply()
+            out["parent_after"] = t.exists("/op:port{tt2}")
+            child.finish()
+            # Nothing is committed until the parent applies.
+            with ncs.maapi.single_read_trans("admin", "system") as r:
+                out["running_before"] = r.exists("/op:port{tt2}")
+            t.apply()
+        with ncs.maapi.single_read_trans("admin", "system",
+                                         flags=ncs.maapi.FLAG_NO_DEFAULTS) as r:
+            value = r.get_elem("/ncs:python-vm/logging/level")
+            out["no_defaults"] = [str(value), value.confd_type() == _ncs.C_DEFAULT]
+        with ncs.maapi.single_read_trans("admin", "system") as r:
+            value = r.get_elem("/ncs:python-vm/logging/level")
+            out["defaults"] = [str(value), value.confd_type() == _ncs.C_DEFAULT]
+            # A generic walk, as copy utilities do it.
+            logging = ncs.maagic.get_node(r, "/ncs:python-vm/logging")
+            out["children"] = sorted(c._name for c in logging._children.get_children())
+            out["level"] = [c._read() for c in logging._children if c._name == "level"]
+        return out
 
 
 class Main(Application):
@@ -160,6 +201,27 @@ class TestOperationalData(RuntimeTestCase):
             '<config><port xmlns="%s" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" '
             'nc:operation="delete"><name>ge1</name></port></config>' % OP))
         self.assertIsNone(self.get('<port xmlns="%s"/>' % OP).find(".//op:port", NS))
+
+    def test_the_lower_layers_public_packages_use(self):
+        import json
+        reply = parse(self.run_tool("lower").xml)
+        out = json.loads(reply.findtext(".//op:result", namespaces=NS))
+        self.assertEqual(out["vsn"], "06010000")
+        self.assertEqual(out["vsn_low"], "06010000")
+        self.assertEqual(out["prefix"], "op")
+        self.assertEqual(out["name"], "oper-status")
+        self.assertEqual(out["xpath"], "/op:port[name='ge7']/oper-status")
+        self.assertTrue(out["child_sees_parent"])
+        self.assertFalse(out["parent_before"])
+        self.assertTrue(out["parent_after"])
+        self.assertFalse(out["running_before"])
+        self.assertEqual(out["no_defaults"], ["level-info", True])
+        self.assertEqual(out["defaults"], ["level-info", False])
+        self.assertIn("level", out["children"])
+        self.assertIn("vm-levels", out["children"])
+        self.assertEqual(out["level"], ["level-info"])
+        ports = self.m.get_config("running", filter=("subtree", '<port xmlns="%s"/>' % OP))
+        self.assertIn("tt2", ports.data_xml)
 
     def test_an_operational_transaction_writes_no_configuration(self):
         reply = self.run_tool("config", "ge9")
