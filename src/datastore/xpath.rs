@@ -115,6 +115,7 @@ fn rewrite(
     top_level_module: impl Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let tokens = tokenize(&filter.select)?;
+    check_nesting(&tokens)?;
     let mut out = String::with_capacity(filter.select.len() * 2);
     for (i, token) in tokens.iter().enumerate() {
         match token {
@@ -151,6 +152,30 @@ fn rewrite(
         }
     }
     Ok(out)
+}
+
+/// How deep parentheses and predicates may nest in an expression: libyang parses and
+/// evaluates XPath recursively, so a client must not be able to exhaust a thread's stack.
+const MAX_XPATH_NESTING: usize = 64;
+
+/// Refuses expressions that nest `(` and `[` deeper than [`MAX_XPATH_NESTING`].
+fn check_nesting(tokens: &[Token<'_>]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for token in tokens {
+        match token {
+            Token::Other("(" | "[") => {
+                depth += 1;
+                if depth > MAX_XPATH_NESTING {
+                    return Err(format!(
+                        "the expression nests more than {MAX_XPATH_NESTING} levels deep"
+                    ));
+                }
+            }
+            Token::Other(")" | "]") => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// True if the tokens before a name end with a `/` (or `//`) that begins an absolute location
@@ -317,5 +342,14 @@ mod tests {
         );
         assert!(rw("/x:python-vm").is_err());
         assert!(rw("/n:python-vm[level='x]").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = rw(&deep).unwrap_err();
+        assert!(e.contains("nests more than"), "{e}");
+        let fine = format!("/python-vm[{}1{}]", "(".repeat(10), ")".repeat(10));
+        assert!(rw(&fine).is_ok());
     }
 }

@@ -117,7 +117,13 @@ impl Element {
     }
 }
 
-/// Parses a complete document into its root element. DTDs are refused (no entity expansion).
+/// How deep elements may nest in a message. Everything that walks a parsed message, here and
+/// in libyang, may recurse once per level: a client must not be able to exhaust a thread's
+/// stack. Real configurations are a few dozen levels deep.
+pub const MAX_DEPTH: usize = 256;
+
+/// Parses a complete document into its root element. DTDs are refused (no entity expansion),
+/// and so is nesting deeper than [`MAX_DEPTH`].
 pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(input).map_err(|e| XmlError(format!("not UTF-8: {e}")))?;
     let mut reader = NsReader::from_str(text);
@@ -170,6 +176,12 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                     });
                 }
                 if matches!(event, Event::Start(_)) {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(err(
+                            &reader,
+                            format!("elements are nested more than {MAX_DEPTH} levels deep"),
+                        ));
+                    }
                     stack.push(element);
                 } else {
                     attach(&mut stack, &mut root, element);
@@ -375,6 +387,14 @@ mod tests {
         assert_eq!(again.attrs[0].ns, NS_BASE);
         assert!(text.contains("xmlns:x=\"urn:x\""));
         assert_eq!(again.elements().next().unwrap().ns, "urn:t");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(parse(deep(MAX_DEPTH).as_bytes()).is_ok());
+        let e = parse(deep(10_000).as_bytes()).unwrap_err();
+        assert!(e.0.contains("nested more than"), "{e:?}");
     }
 
     #[test]

@@ -590,6 +590,25 @@ class TestProtocol(NetconfTestCase):
                             what="reply to mismatched tags")
         self.assertDataReply(raw.rpc(GET_CONFIG_BODY, "4"), "4")
 
+    def test_deep_nesting_is_an_error_and_the_server_stays_up(self):
+        raw = self.raw().hello(base11=True)
+        depth = 10000
+        deep = "<a>" * depth + "</a>" * depth
+        body = ('<get-config><source><running/></source><filter type="subtree">'
+                '<python-vm xmlns="http://tail-f.com/ns/ncs">%s</python-vm></filter>'
+                '</get-config>' % deep)
+        reply = raw.rpc(body, "5")
+        errors = self.assertRpcError(reply, tag="malformed-message", what="10,000 levels")
+        self.assertIn("nested more than", errors[0].get("error-message", ""))
+        # The same through an XPath filter.
+        select = "(" * depth + "/python-vm" + ")" * depth
+        reply = raw.rpc('<get-config><source><running/></source>'
+                        '<filter type="xpath" select="%s"/></get-config>' % select, "6")
+        self.assertRpcError(reply, tag="invalid-value", what="deep XPath")
+        self.assertDataReply(raw.rpc(GET_CONFIG_BODY, "7"), "7")
+        # Other sessions never noticed.
+        self.assertDataReply(self.raw().hello().rpc(GET_CONFIG_BODY, "8"), "8")
+
     def test_chunked_rpc_split_across_chunks(self):
         raw = self.raw().hello(base11=True)
         msg = rpc_xml(GET_CONFIG_BODY, "101")
