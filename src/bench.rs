@@ -16,8 +16,8 @@ use crate::client::NetconfClient;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// The YANG directory the server loads.
-    pub yang_dir: PathBuf,
+    /// A directory of extra YANG modules for the server.
+    pub yang_dir: Option<PathBuf>,
     /// Number of list entries in the large-datastore figures.
     pub entries: usize,
     /// Round trips in the small get-config figure.
@@ -81,15 +81,19 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts a server; without `packages` it gets an empty packages directory.
     fn start(
-        yang_dir: &std::path::Path,
+        yang_dir: Option<&std::path::Path>,
         packages: Option<&std::path::Path>,
     ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
         let packages = packages.map_or_else(|| dir.path().join("packages"), |p| p.to_path_buf());
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let child = Command::new(std::env::current_exe()?)
-            .arg("serve")
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("serve");
+        if let Some(dir) = yang_dir {
+            command.arg("--yang-dir").arg(dir);
+        }
+        let child = command
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--state-dir")
@@ -98,8 +102,6 @@ impl ServerProcess {
             .arg(dir.path().join("logs"))
             .arg("--packages")
             .arg(packages)
-            .arg("--yang-dir")
-            .arg(yang_dir)
             .arg("--log-level")
             .arg("warn")
             .stdout(Stdio::null())
@@ -176,15 +178,22 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     }
     if wanted("vms") {
         for count in [1, 10, 50] {
-            figures.extend(vm_startup(&options.yang_dir, count).await?);
+            figures.extend(vm_startup(options.yang_dir.as_deref(), count).await?);
         }
-        figures.extend(vm_transactions(&options.yang_dir, options.entries).await?);
+        figures.extend(vm_transactions(options.yang_dir.as_deref(), options.entries).await?);
     }
     if wanted("actions") {
-        figures.extend(package_actions(&options.yang_dir, options.round_trips).await?);
+        figures.extend(package_actions(options.yang_dir.as_deref(), options.round_trips).await?);
     }
     if wanted("services") {
-        figures.extend(services(&options.yang_dir, options.edits, options.service_cycles).await?);
+        figures.extend(
+            services(
+                options.yang_dir.as_deref(),
+                options.edits,
+                options.service_cycles,
+            )
+            .await?,
+        );
     }
     println!(
         "{:<58} {:>12}  {:<5} {:>10}  verdict",
@@ -209,7 +218,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
 
 /// The core server: sessions, reads, edits, commits, large datastores.
 async fn core(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
-    let server = ServerProcess::start(&options.yang_dir, None)?;
+    let server = ServerProcess::start(options.yang_dir.as_deref(), None)?;
     let mut client = connect_when_ready(server.addr).await?;
     let mut figures = Vec::new();
 
@@ -352,7 +361,10 @@ async fn connect_when_ready(addr: SocketAddr) -> anyhow::Result<NetconfClient> {
 
 /// Starts a server with `count` packages, one VM each, and measures how long it takes from
 /// starting the server until every component reports `started`, and what an idle VM costs.
-async fn vm_startup(yang_dir: &std::path::Path, count: usize) -> anyhow::Result<Vec<Figure>> {
+async fn vm_startup(
+    yang_dir: Option<&std::path::Path>,
+    count: usize,
+) -> anyhow::Result<Vec<Figure>> {
     let packages = tempfile::tempdir()?;
     for i in 0..count {
         let name = format!("bench-pkg-{i:03}");
@@ -480,7 +492,7 @@ class Main(Application):
 /// round trip of a request over the VM socket, a one-leaf write transaction applied to running,
 /// and creating then reading `entries` list entries through maagic.
 async fn vm_transactions(
-    yang_dir: &std::path::Path,
+    yang_dir: Option<&std::path::Path>,
     entries: usize,
 ) -> anyhow::Result<Vec<Figure>> {
     let packages = tempfile::tempdir()?;
@@ -545,7 +557,7 @@ async fn vm_transactions(
 /// Round trips of package actions: the `echo` rpc of the example package `demo-actions`
 /// (input and output of one leaf, `cb_action` in the VM), one at a time on one session.
 async fn package_actions(
-    yang_dir: &std::path::Path,
+    yang_dir: Option<&std::path::Path>,
     round_trips: usize,
 ) -> anyhow::Result<Vec<Figure>> {
     let packages = tempfile::tempdir()?;
@@ -637,7 +649,7 @@ class Main(Application):
 /// Services: the commit round trip of a trivial service instance, a `cb_create` that writes
 /// 1,000 list entries, and the memory of the server and the VM over many create/delete cycles.
 async fn services(
-    yang_dir: &std::path::Path,
+    yang_dir: Option<&std::path::Path>,
     creates: usize,
     cycles: usize,
 ) -> anyhow::Result<Vec<Figure>> {

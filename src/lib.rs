@@ -7,9 +7,11 @@
 pub mod bench;
 pub mod client;
 pub mod datastore;
+pub mod logging;
 pub mod netconf;
 pub mod runtime;
 pub mod server;
 pub mod ssh;
+pub mod state_lock;
 pub mod vm;
 pub mod yang;

@@ -1,16 +1,10 @@
 //! The `pyvmd` command: `serve` runs the NETCONF server, `bench` measures one.
 
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 use pyvmd::server::{ServeOptions, serve};
 use pyvmd::ssh::UserPassword;
@@ -36,9 +30,9 @@ enum Command {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Directory of YANG modules for the server under test.
-    #[arg(long, default_value = "./yang")]
-    yang_dir: PathBuf,
+    /// A directory of extra YANG modules for the server under test.
+    #[arg(long)]
+    yang_dir: Option<PathBuf>,
     /// List entries in the large-datastore figures.
     #[arg(long, default_value_t = 10_000)]
     entries: usize,
@@ -73,9 +67,10 @@ struct ServeArgs {
     /// Directory of Python packages (one sub-directory per package).
     #[arg(long, default_value = "./packages")]
     packages: PathBuf,
-    /// Directory of YANG modules; every *.yang file in it is loaded.
-    #[arg(long, default_value = "./yang")]
-    yang_dir: PathBuf,
+    /// A directory of YANG modules to load besides the built-in ones (every *.yang file in it
+    /// is implemented; those of its subdirectories are imported when needed).
+    #[arg(long)]
+    yang_dir: Option<PathBuf>,
     /// Directory for the server's log file (pyvmd.log) and the VM logs.
     #[arg(long, default_value = "./logs")]
     log_dir: PathBuf,
@@ -96,9 +91,12 @@ struct ServeArgs {
     /// Delay after a failed login, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     auth_failure_delay_ms: u64,
-    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    /// Log level: error, warn (or warning), info, debug, trace or off.
     #[arg(long, env = "NETCONF_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// A full `tracing` filter instead of --log-level (e.g. `info,pyvmd::runtime=debug`).
+    #[arg(long)]
+    log_filter: Option<String>,
     /// The largest message a client may send, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_message_size: usize,
@@ -141,7 +139,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log_dir, &args.log_level)?;
+    let log_file =
+        pyvmd::logging::init(&args.log_dir, &args.log_level, args.log_filter.as_deref())?;
     let authorized_keys = args
         .authorized_keys
         .or_else(|| Some(args.state_dir.join("authorized_keys")));
@@ -169,34 +168,19 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(options))
-}
-
-/// Logs go to stderr and to `<log-dir>/pyvmd.log`.
-fn init_logging(log_dir: &std::path::Path, level: &str) -> anyhow::Result<()> {
-    std::fs::create_dir_all(log_dir)
-        .with_context(|| format!("creating the log directory {}", log_dir.display()))?;
-    let path = log_dir.join("pyvmd.log");
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let filter = || {
-        EnvFilter::try_new(format!("{level},russh=warn")).unwrap_or_else(|_| EnvFilter::new("info"))
-    };
-    tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(filter()),
-        )
-        .with(
-            fmt::layer()
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .with_filter(filter()),
-        )
-        .init();
-    Ok(())
+        .block_on(async move {
+            // logrotate moves the file and sends SIGHUP: the next line goes to a new file.
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        if let Err(e) = log_file.reopen() {
+                            tracing::warn!(error = %e, "cannot reopen the log file");
+                        }
+                    }
+                });
+            }
+            serve(options).await
+        })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::datastore::Datastore;
 use crate::netconf::capabilities::{MODULE_FEATURES, protocol_capabilities};
@@ -17,7 +17,8 @@ use crate::netconf::sessions::Sessions;
 use crate::netconf::{NetconfServer, session};
 use crate::runtime::{Runtime, SupervisorOptions, packages};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
-use crate::yang::YangContext;
+use crate::state_lock::StateLock;
+use crate::yang::{YangContext, builtin};
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct ServeOptions {
     /// Host keys and the persisted datastores.
     pub state_dir: PathBuf,
     /// The YANG modules to load.
-    pub yang_dir: PathBuf,
+    pub yang_dir: Option<PathBuf>,
     /// Password logins.
     pub users: Vec<UserPassword>,
     /// An OpenSSH `authorized_keys` file for public-key logins.
@@ -54,14 +55,33 @@ pub struct ServeOptions {
 
 /// Runs the server until a termination signal arrives.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let _state_lock = StateLock::acquire(&options.state_dir)?;
+    // Bound before anything starts, so that a busy port fails at once.
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    if !options.packages_dir.is_dir() {
+        warn!(
+            dir = %options.packages_dir.display(),
+            "the packages directory does not exist: no packages run (see --packages)"
+        );
+    }
+    // The built-in modules, with those of --yang-dir, in a directory of their own.
+    let yang_dir = tempfile::Builder::new()
+        .prefix("pyvmd-yang-")
+        .tempdir()
+        .context("creating a directory for the YANG modules")?;
+    builtin::write_modules(yang_dir.path(), options.yang_dir.as_deref()).with_context(|| {
+        match &options.yang_dir {
+            Some(dir) => format!("cannot read the YANG directory {}", dir.display()),
+            None => "cannot write the built-in YANG modules".to_string(),
+        }
+    })?;
     // Packages come first: their YANG joins the schema that the datastores are opened with.
     let mut packages = packages::discover(&options.packages_dir);
-    let (yang, yang_failures) = YangContext::load_with_packages(
-        &options.yang_dir,
-        &packages.yang_sources(),
-        MODULE_FEATURES,
-    )
-    .with_context(|| format!("loading YANG modules from {}", options.yang_dir.display()))?;
+    let (yang, yang_failures) =
+        YangContext::load_with_packages(yang_dir.path(), &packages.yang_sources(), MODULE_FEATURES)
+            .context("loading the YANG modules")?;
     packages.mark_yang_failures(&yang_failures);
     let library = Library::new(&yang);
     let mut capabilities = protocol_capabilities();
@@ -104,10 +124,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         yang: Arc::new(yang),
         library: Arc::new(library),
     });
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
-    info!(address = %listener.local_addr()?, "NETCONF over SSH listening");
     let starter: SubsystemStarter = Arc::new(move |io, peer| {
         tokio::spawn(session::run(io, peer, Arc::clone(&netconf)));
     });

@@ -33,7 +33,10 @@ pub struct SessionState {
 pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
     let registration = server.sessions.register(&peer.user, peer.addr);
     let id = registration.id;
-    info!(session = id, user = %peer.user, addr = ?peer.addr, "session started");
+    let from = peer
+        .addr
+        .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+    info!("session {id} started: user {} from {from}", peer.user);
     let mut conn = Connection {
         input: io.input,
         output: io.output,
@@ -47,7 +50,7 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         counters: Arc::clone(&registration.counters),
     };
     let reason = conn.serve(&mut state, &server).await;
-    info!(session = id, reason, "session ended");
+    info!("session {id} ended: {reason}");
     let stats = &server.sessions.stats;
     match reason {
         "closed by client" => {}
@@ -65,7 +68,9 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         Ok(cleanup) if cleanup != Default::default() => {
             info!(
                 session = id,
-                ?cleanup,
+                locks = cleanup.released.len(),
+                rolled_back = cleanup.rolled_back,
+                discarded = cleanup.discarded,
                 "released what the session left behind"
             )
         }

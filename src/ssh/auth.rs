@@ -199,7 +199,7 @@ impl Authenticator {
     /// The "password" method.
     pub(super) fn password(&self, user: &str, password: &str) -> Auth {
         if self.config.check_password(user, password) {
-            tracing::info!(user, peer = %self.peer, method = "password", "authenticated");
+            tracing::debug!(user, peer = %self.peer, method = "password", "authenticated");
             Auth::Accept
         } else {
             tracing::warn!(user, peer = %self.peer, method = "password", "authentication failed");
@@ -224,7 +224,7 @@ impl Authenticator {
         match self.config.check_public_key(user, key).await {
             Ok(true) => {
                 if verified {
-                    tracing::info!(
+                    tracing::debug!(
                         user,
                         peer = %self.peer,
                         method = "publickey",

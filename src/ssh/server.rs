@@ -101,9 +101,32 @@ async fn serve_with_grace(
             .max(russh_config.maximum_packet_size as usize),
         login_grace,
     });
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "SSH server listening"),
-        Err(e) => tracing::info!(error = %e, "SSH server listening (address unknown)"),
+    // The one line that tells a person the server can be used, and how.
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "an unknown address".into());
+    let users: Vec<&str> = shared.auth.users.iter().map(|u| u.user.as_str()).collect();
+    tracing::info!(
+        "ready: NETCONF over SSH on {address} (subsystem netconf); users: {}",
+        if users.is_empty() {
+            "none (public keys only)".to_string()
+        } else {
+            users.join(", ")
+        }
+    );
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if !loopback
+        && shared
+            .auth
+            .users
+            .iter()
+            .any(|u| u.user == "admin" && u.password == "admin")
+    {
+        tracing::warn!(
+            "the built-in password of admin is accepted on {address}, which is not a loopback \
+             address: set NETCONF_PASSWORD (or --password), or listen on 127.0.0.1"
+        );
     }
     loop {
         match listener.accept().await {
@@ -169,7 +192,7 @@ async fn run_connection(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
-    tracing::info!(%peer, "SSH connection accepted");
+    tracing::debug!(%peer, "SSH connection accepted");
     let authenticated = Arc::new(AtomicBool::new(false));
     let stream = LoginDeadline::new(stream, shared.login_grace, authenticated.clone());
     let handler = Connection {
@@ -185,7 +208,7 @@ async fn run_connection(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => tracing::info!(%peer, "SSH connection closed"),
+        Ok(()) => tracing::debug!(%peer, "SSH connection closed"),
         // Most clients just close the socket when they are done, without a disconnect message:
         // that is not worth reporting as an error.
         Err(russh::Error::IO(e))
@@ -196,9 +219,9 @@ async fn run_connection(
                     | io::ErrorKind::BrokenPipe
             ) =>
         {
-            tracing::info!(%peer, "SSH connection closed by the client")
+            tracing::debug!(%peer, "SSH connection closed by the client")
         }
-        Err(e) => tracing::info!(%peer, error = %e, "SSH connection ended"),
+        Err(e) => tracing::debug!(%peer, error = %e, "SSH connection ended"),
     }
 }
 
@@ -331,7 +354,7 @@ impl russh::server::Handler for Connection {
         tokio::spawn(pump_output(pending.write, output_rx, pending.gone));
         // russh only opens channels after authentication, so the user is always known here.
         let user = self.user.clone().unwrap_or_default();
-        tracing::info!(peer = %self.peer, user, ?channel, "NETCONF subsystem started");
+        tracing::debug!(peer = %self.peer, user, channel = %channel, "NETCONF subsystem started");
         let io = NetconfIo {
             input: pending.input,
             output: output_tx,

@@ -6,6 +6,7 @@
 //! it; the NETCONF layer reads [`YangContext::modules`] to build the module capabilities of the
 //! `<hello>` and [`YangContext::schema_text`] to answer `<get-schema>`.
 
+pub mod builtin;
 pub mod context;
 mod extension;
 pub mod source;

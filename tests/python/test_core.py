@@ -609,6 +609,16 @@ class TestProtocol(NetconfTestCase):
         # Other sessions never noticed.
         self.assertDataReply(self.raw().hello().rpc(GET_CONFIG_BODY, "8"), "8")
 
+    def test_an_element_without_namespace_is_named(self):
+        raw = self.raw().hello(base11=True)
+        for holder in ('<config>', '<config xmlns="">'):
+            body = ('<edit-config><target><running/></target>%s<python-vm><logging><level>'
+                    'level-debug</level></logging></python-vm></config></edit-config>' % holder)
+            errors = self.assertRpcError(raw.rpc(body, "9"), tag="unknown-element",
+                                         what="unqualified " + holder)
+            self.assertEqual(error_info(errors[0], "bad-element"), "python-vm")
+            self.assertIn('xmlns="http://tail-f.com/ns/ncs"', errors[0].get("error-message"))
+
     def test_chunked_rpc_split_across_chunks(self):
         raw = self.raw().hello(base11=True)
         msg = rpc_xml(GET_CONFIG_BODY, "101")

@@ -110,7 +110,7 @@ pub async fn edit_config(call: &Call<'_>) -> OpOutcome {
         .child(NS_BASE, "config")
         .ok_or_else(|| vec![RpcError::missing_element("config")])?;
     let request = EditRequest {
-        config: content_xml(call, &[op], config),
+        config: content_xml(call, &[op], config)?,
         default_operation,
         test_option,
     };
@@ -151,7 +151,7 @@ pub(super) fn source_param(
     source: &Element,
 ) -> Result<Source, Vec<RpcError>> {
     match source.child(NS_BASE, "config") {
-        Some(config) => Ok(Source::Config(content_xml(call, &[op, source], config))),
+        Some(config) => Ok(Source::Config(content_xml(call, &[op, source], config)?)),
         None => datastore_name(source, "source").map(Source::Datastore),
     }
 }
@@ -208,16 +208,52 @@ pub(super) fn bad_value(element: &str, value: &str) -> RpcError {
 }
 
 /// The children of `holder` (e.g. `<config>`) as a standalone XML text for libyang, carrying
-/// the namespace declarations in scope from the `<rpc>` down to `holder`.
-pub(super) fn content_xml(call: &Call<'_>, path: &[&Element], holder: &Element) -> String {
+/// the namespace declarations in scope from the `<rpc>` down to `holder`. A child without a
+/// namespace is an `unknown-element` error that names the namespace it probably lacks.
+pub(super) fn content_xml(
+    call: &Call<'_>,
+    path: &[&Element],
+    holder: &Element,
+) -> Result<String, Vec<RpcError>> {
+    // In the NETCONF namespace too: a client that leaves out xmlns inherits the <rpc>'s, and
+    // ietf-netconf defines no data nodes.
+    if let Some(bare) = holder
+        .elements()
+        .find(|e| e.ns.is_empty() || e.ns == NS_BASE)
+    {
+        return Err(vec![unqualified(call, &bare.name)]);
+    }
     let mut scope: Vec<(String, String)> = call.rpc.ns_decls.clone();
     for e in path.iter().chain(std::iter::once(&holder)) {
         scope.extend(e.ns_decls.iter().cloned());
     }
-    holder
+    Ok(holder
         .elements()
         .map(|e| xml::to_string(e, &scope))
-        .collect()
+        .collect())
+}
+
+/// The error for a top-level data element `name` that has no namespace.
+fn unqualified(call: &Call<'_>, name: &str) -> RpcError {
+    let namespaces: Vec<String> = call
+        .server
+        .datastore
+        .context()
+        .traverse()
+        .filter(|n| n.ancestors().next().is_none() && n.name() == name)
+        .map(|n| n.module().namespace().to_owned())
+        .collect();
+    let hint = match namespaces.as_slice() {
+        [] => "no loaded module has a top-level node of that name".to_string(),
+        [ns] => format!("write <{name} xmlns=\"{ns}\">"),
+        several => format!("give it one of the namespaces {}", several.join(", ")),
+    };
+    RpcError::new(
+        ErrorType::Application,
+        ErrorTag::UnknownElement,
+        format!("the element <{name}> has no namespace: {hint}"),
+    )
+    .with_info(ErrorInfo::BadElement(name.to_owned()))
 }
 
 /// Reads the `<filter>` parameter of `op`: a subtree filter, or an XPath filter whose

@@ -195,7 +195,7 @@ pub async fn edit_data(call: &Call<'_>) -> OpOutcome {
     }
     let config = param(op, "config").ok_or_else(|| vec![RpcError::missing_element("config")])?;
     let request = EditRequest {
-        config: content_xml(call, &[op], config),
+        config: content_xml(call, &[op], config)?,
         default_operation,
         test_option: TestOption::TestThenSet,
     };
