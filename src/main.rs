@@ -25,7 +25,10 @@ enum Command {
     Bench(BenchArgs),
     /// A Python VM, started by `serve` with its socket as fd 3 (internal).
     #[command(hide = true)]
-    Vm,
+    Vm {
+        /// The VM's name: only shown by `ps` (the VM learns it from the server).
+        name: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -122,7 +125,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(*args),
-        Command::Vm => pyvmd::vm::run_vm(),
+        Command::Vm { .. } => pyvmd::vm::run_vm(),
         Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -186,11 +186,23 @@ impl Runtime {
 
     /// The operational data the runtime owns, as XML documents.
     pub fn operational_xml(&self) -> Vec<String> {
-        let packages = self
+        // What discovery found, corrected by what the VMs did since: a stopped VM or a failed
+        // component puts its packages' oper-status down.
+        let mut packages = self
             .packages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .operational_xml();
+            .clone();
+        let troubles = self.supervisor.package_troubles();
+        for package in &mut packages.packages {
+            if let (true, Some((status, info))) =
+                (package.status.is_up(), troubles.get(&package.name))
+            {
+                package.status = status.clone();
+                package.error_info = info.clone();
+            }
+        }
+        let packages = packages.operational_xml();
         vec![
             status::status_xml(&self.supervisor.statuses()),
             packages,
@@ -231,18 +243,24 @@ impl Runtime {
                 upgrade::run_pending(&self.supervisor, &mut fresh, &mut versions).await;
                 report_package_status(&self.alarms, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;
+                // The result tells what the VMs did, so wait until they have done it.
+                self.supervisor
+                    .wait_settled(self.supervisor.options().start_timeout)
+                    .await;
+                let troubles = self.supervisor.package_troubles();
                 let mut out = String::new();
                 for p in &fresh.packages {
-                    let info = p
-                        .error_info
-                        .clone()
-                        .unwrap_or_else(|| p.status.as_str().to_string());
+                    let (status, info) = match troubles.get(&p.name) {
+                        Some((status, info)) if p.status.is_up() => (status, info.clone()),
+                        _ => (&p.status, p.error_info.clone()),
+                    };
+                    let info = info.unwrap_or_else(|| status.as_str().to_string());
                     let _ = write!(
                         out,
                         "<reload-result xmlns=\"{NS_NCS}\"><package>{}</package><result>{}</result>\
                          <info>{}</info></reload-result>",
                         quick_xml::escape::escape(&p.name),
-                        p.status.is_up(),
+                        status.is_up(),
                         quick_xml::escape::escape(&info)
                     );
                 }

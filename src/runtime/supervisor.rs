@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 use super::alarms::{ALARM_LIST_PATH, AlarmKey, AlarmList, AlarmType, ManagedObject, Severity};
 use super::config::PythonVmConfig;
 use super::maapi::{MaapiSessions, OperationalSource, PendingApply};
+use super::packages::OperStatus;
 use crate::datastore::{Datastore, Transaction};
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, Reply, ThreadState, ToVm,
@@ -115,6 +116,8 @@ struct VmEntry {
     /// Counts the processes started for this VM: what one process told about its code (a
     /// callback it lacks) is forgotten with it.
     generation: u64,
+    /// True once the running process started its components.
+    ready: bool,
 }
 
 /// Owns every VM.
@@ -343,6 +346,7 @@ impl Supervisor {
                     calls: HashMap::new(),
                     maapi: None,
                     generation: 0,
+                    ready: false,
                 },
             );
             self.ensure_task(&name);
@@ -375,6 +379,27 @@ impl Supervisor {
         self.add_and_start(fresh);
     }
 
+    /// Waits (at most `timeout`) until every VM that should run has started its components
+    /// or failed.
+    pub async fn wait_settled(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let settled = self.vms().values().all(|e| {
+                !e.wanted
+                    || e.ready
+                    || e.commands.is_none() && !e.status.components.is_empty()
+                    || e.status
+                        .components
+                        .iter()
+                        .any(|c| c.state == ComponentState::Failed)
+            });
+            if settled || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The VM names, sorted.
     pub fn vm_names(&self) -> Vec<String> {
         self.vms().keys().cloned().collect()
@@ -397,6 +422,38 @@ impl Supervisor {
             .values()
             .map(|e| (e.spec.clone(), e.status.clone()))
             .collect()
+    }
+
+    /// What the VMs did with each package: `None` while its VM runs and its components
+    /// started (or are starting), else why it is not up (NSO's oper-status terms).
+    pub fn package_troubles(&self) -> HashMap<String, (OperStatus, Option<String>)> {
+        let mut troubles = HashMap::new();
+        for entry in self.vms().values() {
+            for package in &entry.spec.packages {
+                let failed = entry
+                    .status
+                    .components
+                    .iter()
+                    .find(|c| c.package == package.name && c.state == ComponentState::Failed);
+                let trouble = match (failed, entry.commands.is_some()) {
+                    (Some(c), _) => (
+                        OperStatus::ProgramCodeError,
+                        Some(format!(
+                            "component {} failed: {}",
+                            c.component,
+                            c.error_info.as_deref().unwrap_or("unknown error")
+                        )),
+                    ),
+                    (None, false) => (
+                        OperStatus::PythonUninitialized,
+                        Some(format!("its Python VM {} is not running", entry.spec.name)),
+                    ),
+                    (None, true) => continue,
+                };
+                troubles.insert(package.name.clone(), trouble);
+            }
+        }
+        troubles
     }
 
     /// Applies a new `/python-vm` configuration: log levels and the self-assign mode reach
@@ -566,6 +623,7 @@ impl Supervisor {
             if let Some(entry) = vms.get_mut(vm) {
                 entry.maapi = Some(Arc::clone(&maapi));
                 entry.generation += 1;
+                entry.ready = false;
                 entry.status = VmStatus::default();
                 entry.commands = Some(process.commands.clone());
                 if !entry.wanted {
@@ -693,6 +751,7 @@ impl Supervisor {
                 }
                 FromVm::Ready => {
                     ready = true;
+                    entry.ready = true;
                     info!(vm, "VM started");
                     // A package whose components all started has loaded (again).
                     for package in &entry.spec.packages {
@@ -827,7 +886,9 @@ impl VmProcess {
         let their_fd = theirs.as_raw_fd();
         let mut command = tokio::process::Command::new(&options.exe);
         command
+            // `ps` shows `pyvmd vm <name>`.
             .arg("vm")
+            .arg(vm)
             .env("PYVMD_VM_FD", "3")
             // Lets operators (and tests) tell VM processes apart.
             .env("PYVMD_VM_NAME", vm)

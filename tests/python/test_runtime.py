@@ -13,7 +13,7 @@ import unittest
 
 from ncclient.xml_ import to_ele
 
-from pyvmd_harness import NCS_NS, PyvmdServer, close_quietly, parse
+from pyvmd_harness import NCS_NS, PyvmdServer, close_quietly, local, parse
 
 PKG_NS = "http://tail-f.com/ns/ncs-packages"
 NSMAP = {"ncs": NCS_NS}
@@ -281,6 +281,22 @@ class TestPackagesAndStatus(RuntimeTestCase):
         self.assertIsNotNone(missing)
         self.assertIsNotNone(missing.find("ncs:missing-dependency", NSMAP))
         self.assertEqual(self.start_status("app-needs-missing"), {})
+        # A component that failed to import puts its package out of order, with the reason.
+        self.wait_for("app-bad's component to fail",
+                      lambda: self.oper_status("app-bad")[0] != "up")
+        status, info = self.oper_status("app-bad")
+        self.assertEqual(status, "program-code-error")
+        self.assertIn("failed", info)
+
+    def oper_status(self, package):
+        """(status, error-info) of /ncs:packages/package[name]."""
+        doc = self.get('<packages xmlns="%s"><package><name>%s</name></package></packages>'
+                       % (NCS_NS, package))
+        status = doc.find(".//ncs:package/ncs:oper-status", NSMAP)
+        kinds = [local(c.tag) for c in status if local(c.tag) != "error-info"] \
+            if status is not None else []
+        return (kinds[0] if kinds else None,
+                doc.findtext(".//ncs:package/ncs:oper-status/ncs:error-info", namespaces=NSMAP))
 
     def test_package_load_failure_alarms(self):
         alarms = self.wait_for("alarms", lambda: "app-bad" in self.alarms() and self.alarms())
@@ -297,7 +313,10 @@ class TestPackagesAndStatus(RuntimeTestCase):
                             self.vm_log("shared"))
         pids = {line.rsplit(" ", 1)[-1] for line in log.splitlines() if " pid " in line}
         self.assertEqual(len(pids), 1, log)
-        self.assertEqual(len(vm_pids("shared")), 1)
+        [pid] = vm_pids("shared")
+        # ps shows which VM a process is.
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.assertEqual(f.read().split(b"\0")[-3:-1], [b"vm", b"shared"])
         self.assertEqual(self.vm_log("shared-one"), "")
 
     def test_use_venv(self):
@@ -350,9 +369,12 @@ class TestLifecycle(RuntimeTestCase):
             self.assertEqual(vm_pids("app-good"), [])
             self.assertIn("Main FINISHED", self.vm_log("app-good"))
             self.assertEqual(self.current("app-good"), {})
+            self.assertEqual(TestPackagesAndStatus.oper_status(self, "app-good")[0],
+                             "python-uninitialized")
             reply = self.action("start", "app-good", tailf=tailf)
             self.assertTrue(reply.ok, reply.xml)
             self.wait_for("restarted", lambda: self.current("app-good").get("ComponentThread:main"))
+            self.assertEqual(TestPackagesAndStatus.oper_status(self, "app-good")[0], "up")
 
     def test_reload_starts_new_and_restarts_changed_packages(self):
         root = self.server.packages_dir
