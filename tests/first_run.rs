@@ -64,7 +64,7 @@ async fn from_any_directory_with_one_server_per_state_directory() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut first = serve(dir.path(), &["--listen", &listen]).spawn().unwrap();
+    let first = serve(dir.path(), &["--listen", &listen]).spawn().unwrap();
     let mut client = connect(port).await;
     let reply = client
         .rpc("<get-config><source><running/></source></get-config>")
