@@ -1,8 +1,7 @@
 //! Message framing (RFC 6242 §4): end-of-message (`]]>]]>`) framing for the hello and base:1.0
 //! sessions, chunked framing once both sides have announced base:1.1.
 //!
-//! The decoder is deliberately lenient where real clients are sloppy (see
-//! `shared/docs/netconf-interop.md`): whitespace between chunked messages is skipped, a client
+//! The decoder is deliberately lenient where real clients are sloppy: whitespace between chunked messages is skipped, a client
 //! that starts a chunked message while we still expect end-of-message framing is understood, and
 //! several messages in one read are split correctly. What is truly malformed (a bad chunk header)
 //! is an error, after which the byte stream cannot be trusted and the session must end.
