@@ -587,7 +587,12 @@ impl Supervisor {
             match exit {
                 Exit::Stopped => backoff = Duration::from_secs(1),
                 Exit::Failed(reason) => {
-                    error!(vm, reason, retry_in = ?backoff, "VM failed; restarting");
+                    error!(
+                        vm,
+                        reason,
+                        "VM failed; restarting in {} s",
+                        backoff.as_secs()
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = wake.notified() => {}
@@ -731,7 +736,13 @@ impl Supervisor {
                     error_info,
                 } => {
                     if state == ComponentState::Failed {
-                        warn!(vm, package, component, error = ?error_info, "component failed");
+                        warn!(
+                            vm,
+                            package,
+                            component,
+                            error = error_info.as_deref().unwrap_or("unknown error"),
+                            "component failed"
+                        );
                         self.alarms.raise(
                             package_load_failure(&package),
                             Severity::Critical,

@@ -259,7 +259,7 @@ impl Connection {
         what: &str,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        tracing::debug!(peer = %self.peer, ?channel, request = what, "refusing channel request");
+        tracing::debug!(peer = %self.peer, channel = %channel, request = what, "refusing channel request");
         session.channel_failure(channel)
     }
 }
@@ -330,7 +330,7 @@ impl russh::server::Handler for Connection {
                 gone: gone_rx,
             },
         );
-        tracing::debug!(peer = %self.peer, channel = ?id, "session channel opened");
+        tracing::debug!(peer = %self.peer, channel = %id, "session channel opened");
         reply.accept().await;
         Ok(())
     }
@@ -442,7 +442,7 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         // A channel closed before it started the subsystem; its reader ends by itself.
         self.channels.remove(&channel);
-        tracing::debug!(peer = %self.peer, ?channel, "channel closed by client");
+        tracing::debug!(peer = %self.peer, channel = %channel, "channel closed by client");
         Ok(())
     }
 }
@@ -494,7 +494,7 @@ async fn pump_input(pump: InputPump) {
                     if pending.len() + queued + data.len() > limit {
                         tracing::warn!(
                             %peer,
-                            ?channel,
+                            channel = %channel,
                             limit,
                             "client sent more input than the session has consumed; closing channel"
                         );
@@ -533,7 +533,7 @@ async fn pump_input(pump: InputPump) {
             input = None;
         }
     }
-    tracing::debug!(%peer, ?channel, "channel gone");
+    tracing::debug!(%peer, channel = %channel, "channel gone");
     let _ = gone.send(true);
 }
 
@@ -572,11 +572,11 @@ async fn pump_output(
     };
     tokio::select! {
         result = work => match result {
-            Ok(()) => tracing::debug!(?channel, "NETCONF channel closed by the server"),
-            Err(e) => tracing::debug!(?channel, error = %e, "writing to the channel failed"),
+            Ok(()) => tracing::debug!(channel = %channel, "NETCONF channel closed by the server"),
+            Err(e) => tracing::debug!(channel = %channel, error = %e, "writing to the channel failed"),
         },
         _ = gone.wait_for(|gone| *gone) => {
-            tracing::debug!(?channel, "channel gone; writer stops");
+            tracing::debug!(channel = %channel, "channel gone; writer stops");
         }
     }
 }
