@@ -431,27 +431,12 @@ fn module_prefixes(ctx: &Context, value: &str) -> String {
             let key = &rest[..end];
             out.push_str(key.split_once(':').map_or(key, |(_, k)| k));
             rest = &rest[end..];
-            let close = predicate_close(rest);
+            let close = (predicate_end(rest) + 1).min(rest.len());
             out.push_str(&rest[..close]);
             rest = &rest[close..];
         }
     }
     out
-}
-
-/// The length of `text` (the `=value]...` part of a predicate) up to and including its `]`.
-fn predicate_close(text: &str) -> usize {
-    let mut quote: Option<char> = None;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, ']') => return i + 1,
-            _ => {}
-        }
-    }
-    text.len()
 }
 
 /// The predicate selecting the n-th instance of `path` in `tree` (by its keys, its value, or
@@ -506,44 +491,69 @@ pub fn nso_keypath(node: &DataNodeRef<'_>) -> String {
     out
 }
 
+/// The characters of a data path with, for each, whether it stands outside every predicate
+/// (and every quoted key value inside one): the `[` and `]` of a predicate are inside.
+fn outside_predicates(path: &str) -> impl Iterator<Item = (usize, char, bool)> + '_ {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    path.char_indices().map(move |(i, c)| {
+        let outside = match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                false
+            }
+            (Some(_), _) => false,
+            (None, '\'' | '"') if depth > 0 => {
+                quote = Some(c);
+                false
+            }
+            (None, '[') => {
+                depth += 1;
+                false
+            }
+            (None, ']') => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            _ => depth == 0,
+        };
+        (i, c, outside)
+    })
+}
+
 /// The data paths from the top down to `path` (itself last), split at the `/` that are not
 /// inside a predicate.
 pub fn path_prefixes(path: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    for (i, c) in path.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth = depth.saturating_sub(1),
-            (None, '/') if depth == 0 && i > 0 => out.push(&path[..i]),
-            _ => {}
-        }
-    }
+    let mut out: Vec<&str> = outside_predicates(path)
+        .filter(|&(i, c, outside)| outside && c == '/' && i > 0)
+        .map(|(i, _, _)| &path[..i])
+        .collect();
     out.push(path);
     out
 }
 
 /// `path` without its predicates: the schema node's path.
 pub fn strip_predicates(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut depth = 0usize;
+    outside_predicates(path)
+        .filter(|&(_, _, outside)| outside)
+        .map(|(_, c, _)| c)
+        .collect()
+}
+
+/// Where the predicate whose inside starts `text` (just after its `[`) ends: the index of its
+/// `]` (or the length of `text`, when it is not closed).
+pub fn predicate_end(text: &str) -> usize {
     let mut quote: Option<char> = None;
-    for c in path.chars() {
+    for (i, c) in text.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
-            (None, '\'' | '"') if depth > 0 => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth = depth.saturating_sub(1),
-            (None, c) if depth == 0 => out.push(c),
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ']') => return i,
             _ => {}
         }
     }
-    out
+    text.len()
 }
 
 /// The steps of a data path (`/a:x/y[k='1/2']` → `a:x`, `y[k='1/2']`), split at the `/` that

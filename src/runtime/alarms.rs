@@ -21,7 +21,7 @@ use tracing::warn;
 use yang5::data::{Data, DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags};
 
 use crate::datastore::Transaction;
-use crate::datastore::keypath::path_steps;
+use crate::datastore::keypath::{path_steps, predicate_end};
 
 /// The namespace of `tailf-ncs-alarms`.
 const NS_ALARMS: &str = "http://tail-f.com/ns/ncs-alarms";
@@ -210,21 +210,6 @@ impl ManagedObject {
             prefixes: vec![("ncs".into(), "http://tail-f.com/ns/ncs".into())],
         }
     }
-}
-
-/// Where the predicate that starts `text` (after its `[`) ends: the index of its `]`.
-fn predicate_end(text: &str) -> usize {
-    let mut quote: Option<char> = None;
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, ']') => return i,
-            _ => {}
-        }
-    }
-    text.len()
 }
 
 /// Quotes a string for an XPath predicate.
