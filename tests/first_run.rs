@@ -86,6 +86,26 @@ async fn from_any_directory_with_one_server_per_state_directory() {
     );
 
     client.close().await.unwrap();
+
+    // logrotate: the file is moved away and the server told with SIGHUP; what it logs next goes
+    // to a new file of the old name.
+    let log_path = dir.path().join("logs/pyvmd.log");
+    std::fs::rename(&log_path, dir.path().join("logs/pyvmd.log.1")).unwrap();
+    unsafe { libc::kill(first.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        connect(port).await.close().await.unwrap();
+        let fresh = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if fresh.contains("started: user admin") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing logged to a new file after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // SIGTERM, then read what it logged.
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let output = first.wait_with_output().unwrap();
@@ -104,7 +124,7 @@ async fn from_any_directory_with_one_server_per_state_directory() {
         !log.contains("Some("),
         "Debug formatting in the log:\n{log}"
     );
-    let file = std::fs::read_to_string(dir.path().join("logs/pyvmd.log")).unwrap();
+    let file = std::fs::read_to_string(dir.path().join("logs/pyvmd.log.1")).unwrap();
     assert!(file.contains("ready: NETCONF over SSH on"), "{file}");
 }
 
