@@ -11,11 +11,9 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::datastore::Datastore;
-use crate::netconf::capabilities::{MODULE_FEATURES, protocol_capabilities};
-use crate::netconf::library::Library;
-use crate::netconf::sessions::Sessions;
+use crate::netconf::capabilities::MODULE_FEATURES;
 use crate::netconf::{NetconfServer, session};
-use crate::runtime::{Runtime, SupervisorOptions, packages};
+use crate::runtime::{Runtime, SchemaSource, SupervisorOptions, packages};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
 use crate::state_lock::StateLock;
 use crate::yang::{YangContext, builtin};
@@ -83,10 +81,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         YangContext::load_with_packages(yang_dir.path(), &packages.yang_sources(), MODULE_FEATURES)
             .context("loading the YANG modules")?;
     packages.mark_yang_failures(&yang_failures);
-    let library = Library::new(&yang);
-    let mut capabilities = protocol_capabilities();
-    capabilities.extend(library.capabilities());
-    capabilities.extend(yang.modules().iter().map(|m| m.capability()));
     let ctx = yang.context();
     let state_dir = options.state_dir.clone();
     let datastore = tokio::task::spawn_blocking(move || Datastore::open(ctx, &state_dir))
@@ -112,18 +106,19 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         packages,
         &options.state_dir,
         Arc::clone(&datastore),
+        Arc::new(yang),
+        SchemaSource {
+            dir: yang_dir.path().to_path_buf(),
+            features: MODULE_FEATURES,
+        },
     )
     .await;
-    let netconf = Arc::new(NetconfServer {
+    let netconf = Arc::new(NetconfServer::new(
         datastore,
-        runtime: Arc::clone(&runtime),
-        sessions: Sessions::default(),
-        capabilities,
-        max_message_size: options.max_message_size,
-        hello_timeout: options.hello_timeout,
-        yang: Arc::new(yang),
-        library: Arc::new(library),
-    });
+        Arc::clone(&runtime),
+        options.max_message_size,
+        options.hello_timeout,
+    ));
     let starter: SubsystemStarter = Arc::new(move |io, peer| {
         tokio::spawn(session::run(io, peer, Arc::clone(&netconf)));
     });

@@ -22,6 +22,7 @@ mod nmda;
 mod operational;
 mod persist;
 mod raw;
+mod schema;
 mod services;
 mod store;
 mod transaction;
@@ -117,7 +118,8 @@ pub struct EditRequest {
 
 /// The running datastore: validated, persisted, shared.
 pub struct Datastore {
-    ctx: &'static Context,
+    /// The schema; replaced (under the commit lock) when a package reload changes the YANG.
+    ctx: RwLock<&'static Context>,
     /// The running snapshot. A watch channel, so that the runtime can follow commits: every
     /// committed configuration is published to subscribers after it is on disk.
     running: watch::Sender<Arc<DataTree<'static>>>,
@@ -135,9 +137,9 @@ pub struct Datastore {
     rollback_file: PathBuf,
     /// Global locks; changed only under `commit`.
     locks: Mutex<locks::LockTable>,
-    /// The servicepoints and validation points of the schema.
-    services: services::Services,
-    validation: validation::ValidationPoints,
+    /// The servicepoints and validation points of the schema (replaced with it).
+    services: RwLock<Arc<services::Services>>,
+    validation: RwLock<Arc<validation::ValidationPoints>>,
     /// State data written by package code.
     operational: operational::OperationalStore,
     /// The index of the services' bookkeeping in running.
@@ -192,7 +194,7 @@ impl Datastore {
             return Err(e.into());
         }
         Ok(Datastore {
-            ctx,
+            ctx: RwLock::new(ctx),
             running: watch::Sender::new(Arc::new(tree)),
             commit: Mutex::new(store::Txn::default()),
             file,
@@ -202,8 +204,8 @@ impl Datastore {
             rollback_file,
             locks: Mutex::new(locks::LockTable::default()),
             operational: operational::OperationalStore::open(ctx, state_dir)?,
-            services: services::Services::new(ctx),
-            validation: validation::ValidationPoints::new(ctx),
+            services: RwLock::new(Arc::new(services::Services::new(ctx))),
+            validation: RwLock::new(Arc::new(validation::ValidationPoints::new(ctx))),
             bookkeeping: bookkeeping::IndexCache::default(),
             callbacks: std::sync::OnceLock::new(),
         })
@@ -211,7 +213,11 @@ impl Datastore {
 
     /// The schema context.
     pub fn context(&self) -> &'static Context {
-        self.ctx
+        self.ctx()
+    }
+
+    fn ctx(&self) -> &'static Context {
+        *self.ctx.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A consistent snapshot of the running configuration.
@@ -260,15 +266,15 @@ impl Datastore {
 
     /// Validates a complete configuration given as XML (the inline `<config>` of `validate`).
     pub fn validate_config(&self, config: &str) -> Result<(), DatastoreError> {
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let tree = DataTree::parse_string(
-            self.ctx,
+            self.ctx(),
             config,
             DataFormat::XML,
             config_parse_flags(),
             config_validation_flags(),
         )
-        .map_err(|_| raw::last_error(self.ctx))?;
+        .map_err(|_| raw::last_error(self.ctx()))?;
         self.check_validation_points(&Arc::new(tree))
     }
 
@@ -278,7 +284,8 @@ impl Datastore {
         filter: Option<&Filter>,
         defaults: WithDefaults,
     ) -> Result<String, DatastoreError> {
-        select_and_print(self.ctx, &self.running(), filter, defaults)
+        let running = self.running();
+        select_and_print(running.context(), &running, filter, defaults)
     }
 
     /// Prints running together with operational data (`get`). `operational` holds XML
@@ -290,7 +297,7 @@ impl Datastore {
         operational: &[String],
     ) -> Result<String, DatastoreError> {
         let tree = self.with_state(&self.running(), operational)?;
-        select_and_print(self.ctx, &tree, filter, defaults)
+        select_and_print(tree.context(), &tree, filter, defaults)
     }
 
     /// A copy of `config` with the operational data documents merged in.
@@ -299,11 +306,13 @@ impl Datastore {
         config: &Arc<DataTree<'static>>,
         operational: &[String],
     ) -> Result<DataTree<'static>, DatastoreError> {
-        raw::clear_errors(self.ctx);
-        let mut tree = config.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        raw::clear_errors(self.ctx());
+        let mut tree = config
+            .duplicate()
+            .map_err(|_| raw::last_error(self.ctx()))?;
         for xml in operational {
             let state = DataTree::parse_string(
-                self.ctx,
+                self.ctx(),
                 xml,
                 DataFormat::XML,
                 DataParserFlags::STRICT | DataParserFlags::NO_VALIDATION,
@@ -329,12 +338,12 @@ impl Datastore {
         config: &str,
     ) -> Result<(DataTree<'static>, Option<DatastoreError>), DatastoreError> {
         if config.trim().is_empty() {
-            return Ok((DataTree::new(self.ctx), None));
+            return Ok((DataTree::new(self.ctx()), None));
         }
         let flags = config_parse_flags() | DataParserFlags::NO_VALIDATION;
         let parse = |flags| {
             DataTree::parse_string(
-                self.ctx,
+                self.ctx(),
                 config,
                 DataFormat::XML,
                 flags,
@@ -344,8 +353,8 @@ impl Datastore {
         match parse(DataParserFlags::from_bits_retain(flags.bits())) {
             Ok(tree) => Ok((tree, None)),
             Err(_) => {
-                let strict = raw::last_error(self.ctx);
-                raw::clear_errors(self.ctx);
+                let strict = raw::last_error(self.ctx());
+                raw::clear_errors(self.ctx());
                 let lenient = DataParserFlags::from_bits_retain(flags.bits() | ffi::LYD_PARSE_OPAQ);
                 match parse(lenient) {
                     Ok(tree) => Ok((tree, Some(strict))),

@@ -94,9 +94,11 @@ impl Datastore {
                 std::sync::Arc::new(self.with_state(&self.running(), operational)?)
             }
         };
-        let tree = match super::select(self.ctx, &source, filter)? {
+        // The snapshot's own schema: a reload may replace the datastore's meanwhile.
+        let ctx = source.context();
+        let tree = match super::select(ctx, &source, filter)? {
             Some(selected) => selected,
-            None => source.duplicate().map_err(|_| raw::last_error(self.ctx))?,
+            None => source.duplicate().map_err(|_| raw::last_error(ctx))?,
         };
         let keep_config = match (&options.config_filter, &options.origin_filter) {
             (Some(false), _) => false,
@@ -117,10 +119,10 @@ impl Datastore {
             }
         }
         // SAFETY: as above.
-        let tree = unsafe { DataTree::from_raw(self.ctx, first) };
+        let tree = unsafe { DataTree::from_raw(ctx, first) };
         if options.with_origin {
-            // SAFETY: the tree is ours and of our context.
-            unsafe { annotate_origin(self, tree.raw(), None)? };
+            // SAFETY: the tree is ours and of `ctx`.
+            unsafe { annotate_origin(ctx, tree.raw(), None)? };
         }
         // A container whose children lie below max-depth is still there: print it empty.
         let extra = if options.max_depth.is_some() {
@@ -202,15 +204,15 @@ unsafe fn limit_depth(first: &mut Node, depth: u16) {
 /// Adds `or:origin` to every node whose origin differs from its parent's (RFC 8342 §7.4: the
 /// origin is inherited).
 unsafe fn annotate_origin(
-    ds: &Datastore,
+    ctx: &'static yang5::context::Context,
     first: Node,
     parent_origin: Option<&str>,
 ) -> Result<(), DatastoreError> {
     unsafe {
-        let ctx = crate::yang::raw_context(ds.ctx);
+        let raw_ctx = crate::yang::raw_context(ctx);
         let name =
             CString::new("ietf-origin").map_err(|e| DatastoreError::Internal(e.to_string()))?;
-        let module = ffi::ly_ctx_get_module_implemented(ctx, name.as_ptr());
+        let module = ffi::ly_ctx_get_module_implemented(raw_ctx, name.as_ptr());
         if module.is_null() {
             return Err(DatastoreError::NotSupported(
                 "ietf-origin is not loaded; with-origin is not available".into(),
@@ -229,7 +231,7 @@ unsafe fn annotate_origin(
                 let value = CString::new(format!("ietf-origin:{origin}"))
                     .map_err(|e| DatastoreError::Internal(e.to_string()))?;
                 let r = ffi::lyd_new_meta(
-                    ctx,
+                    raw_ctx,
                     node,
                     module,
                     meta_name.as_ptr(),
@@ -238,10 +240,10 @@ unsafe fn annotate_origin(
                     ptr::null_mut(),
                 );
                 if r != ffi::LY_ERR::LY_SUCCESS {
-                    return Err(raw::last_error(ds.ctx));
+                    return Err(raw::last_error(ctx));
                 }
             }
-            annotate_origin(ds, raw::child(node), Some(origin))?;
+            annotate_origin(ctx, raw::child(node), Some(origin))?;
             node = (*node).next;
         }
         Ok(())

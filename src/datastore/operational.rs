@@ -84,12 +84,12 @@ impl Datastore {
             .write
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let mut tree = self
             .operational
             .current()
             .duplicate()
-            .map_err(|_| raw::last_error(self.ctx))?;
+            .map_err(|_| raw::last_error(self.ctx()))?;
         trans.replay_onto(&mut tree, skip)?;
         persist::write_atomically(&self.operational.file, print_stored(&tree)?.as_bytes())?;
         *self
@@ -99,6 +99,20 @@ impl Datastore {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(tree);
         trans.applied();
         Ok(())
+    }
+
+    /// The stored operational data.
+    pub(super) fn operational_tree(&self) -> Arc<DataTree<'static>> {
+        self.operational.current()
+    }
+
+    /// Replaces the stored operational data (in memory; the file holds the same data).
+    pub(super) fn set_operational_tree(&self, tree: DataTree<'static>) {
+        *self
+            .operational
+            .tree
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(tree);
     }
 
     /// Adds the stored operational data to `tree` (running with state data), but for state
@@ -123,11 +137,11 @@ impl Datastore {
             {
                 continue;
             }
-            raw::clear_errors(self.ctx);
+            raw::clear_errors(self.ctx());
             let copy = root
                 .duplicate(true)
-                .map_err(|_| raw::last_error(self.ctx))?;
-            tree.merge(&copy).map_err(|_| raw::last_error(self.ctx))?;
+                .map_err(|_| raw::last_error(self.ctx()))?;
+            tree.merge(&copy).map_err(|_| raw::last_error(self.ctx()))?;
         }
         Ok(())
     }

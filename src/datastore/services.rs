@@ -445,7 +445,8 @@ impl Datastore {
         new: Arc<DataTree<'static>>,
         redeploy: Option<&str>,
     ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
-        let changes = self.services.changed_instances(old, &new, redeploy);
+        let services = Arc::clone(&self.services.read().unwrap_or_else(|p| p.into_inner()));
+        let changes = services.changed_instances(old, &new, redeploy);
         let same_bookkeeping = bookkeeping::same(old, &new);
         if changes.is_empty() && same_bookkeeping {
             self.bookkeeping.carried(old, &new);
@@ -456,8 +457,8 @@ impl Datastore {
             book: self.bookkeeping.view(old)?,
             base: Arc::clone(&new),
         };
-        raw::clear_errors(self.ctx);
-        let mut tree = new.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        raw::clear_errors(self.ctx());
+        let mut tree = new.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
         if !same_bookkeeping {
             bookkeeping::copy(old, &mut tree)?;
         }
@@ -466,9 +467,9 @@ impl Datastore {
         }
         phase.book.write(&mut tree)?;
         if !changes.is_empty() {
-            raw::clear_errors(self.ctx);
+            raw::clear_errors(self.ctx());
             tree.validate(config_validation_flags())
-                .map_err(|_| raw::last_error(self.ctx))?;
+                .map_err(|_| raw::last_error(self.ctx()))?;
         }
         let tree = Arc::new(tree);
         self.bookkeeping.prepared(&tree, phase.book);
@@ -493,10 +494,10 @@ impl Datastore {
             self.commit_running(new)?;
             return Ok(None);
         }
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let diff = old
             .diff(&new, DataDiffFlags::empty())
-            .map_err(|_| raw::last_error(self.ctx))?;
+            .map_err(|_| raw::last_error(self.ctx()))?;
         Ok(Some(super::print(diff.tree(), WithDefaults::Explicit)?))
     }
 
@@ -513,8 +514,8 @@ impl Datastore {
         let Some(record) = book.instance(path) else {
             return Ok(String::new());
         };
-        raw::clear_errors(self.ctx);
-        let mut out = DataTree::new(self.ctx);
+        raw::clear_errors(self.ctx());
+        let mut out = DataTree::new(self.ctx());
         for claim in &record.claims {
             // Nodes that existed before (the way to what it wrote) are not its own.
             if claim.original == Original::Present {
@@ -525,8 +526,8 @@ impl Datastore {
             };
             let copy = node
                 .duplicate(true)
-                .map_err(|_| raw::last_error(self.ctx))?;
-            out.merge(&copy).map_err(|_| raw::last_error(self.ctx))?;
+                .map_err(|_| raw::last_error(self.ctx()))?;
+            out.merge(&copy).map_err(|_| raw::last_error(self.ctx()))?;
         }
         super::print(&out, WithDefaults::Explicit)
     }
@@ -546,13 +547,13 @@ impl Datastore {
                     continue;
                 };
                 let path = format!("{instance}/private/property-list/property[name={name}]/value");
-                raw::clear_errors(self.ctx);
+                raw::clear_errors(self.ctx());
                 // State data must not make `get` fail: a property that does not fit is left
                 // out.
                 if tree.new_path(&path, Some(value), false).is_err() {
                     tracing::warn!(
                         instance = %instance,
-                        error = %raw::last_error(self.ctx),
+                        error = %raw::last_error(self.ctx()),
                         "cannot show a service's property"
                     );
                 }

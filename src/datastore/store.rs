@@ -89,19 +89,21 @@ impl Datastore {
         self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn candidate_slot(&self) -> RwLockReadGuard<'_, Option<Arc<DataTree<'static>>>> {
+    pub(super) fn candidate_slot(&self) -> RwLockReadGuard<'_, Option<Arc<DataTree<'static>>>> {
         self.candidate.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn candidate_slot_mut(&self) -> RwLockWriteGuard<'_, Option<Arc<DataTree<'static>>>> {
+    pub(super) fn candidate_slot_mut(
+        &self,
+    ) -> RwLockWriteGuard<'_, Option<Arc<DataTree<'static>>>> {
         self.candidate.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn startup_slot(&self) -> RwLockReadGuard<'_, Option<Arc<DataTree<'static>>>> {
+    pub(super) fn startup_slot(&self) -> RwLockReadGuard<'_, Option<Arc<DataTree<'static>>>> {
         self.startup.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn startup_slot_mut(&self) -> RwLockWriteGuard<'_, Option<Arc<DataTree<'static>>>> {
+    pub(super) fn startup_slot_mut(&self) -> RwLockWriteGuard<'_, Option<Arc<DataTree<'static>>>> {
         self.startup.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -114,7 +116,7 @@ impl Datastore {
             DatastoreName::Startup => self
                 .startup_slot()
                 .clone()
-                .unwrap_or_else(|| Arc::new(DataTree::new(self.ctx))),
+                .unwrap_or_else(|| Arc::new(DataTree::new(self.ctx()))),
         }
     }
 
@@ -161,20 +163,22 @@ impl Datastore {
     ) -> Result<(), DatastoreError> {
         let mut txn = self.txn();
         self.check_unlocked(target, session)?;
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let (edit, strict_errors) = self.parse_edit(&request.config)?;
         let current = self.snapshot(target);
-        let copy = current.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        let copy = current
+            .duplicate()
+            .map_err(|_| raw::last_error(self.ctx()))?;
         let mut first = copy.into_raw();
-        let mut editor = edit::Editor::new(self.ctx, strict_errors);
+        let mut editor = edit::Editor::new(self.ctx(), strict_errors);
         // SAFETY: `first` heads a private copy, `edit` a separate tree, both of our context.
         let applied = unsafe { editor.apply(&mut first, edit.raw(), request.default_operation) };
         // SAFETY: `first` is the (possibly new) head of the copy, which we own.
-        let mut tree = unsafe { DataTree::from_raw(self.ctx, first) };
+        let mut tree = unsafe { DataTree::from_raw(self.ctx(), first) };
         applied?;
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         tree.validate(config_validation_flags())
-            .map_err(|_| raw::last_error(self.ctx))?;
+            .map_err(|_| raw::last_error(self.ctx()))?;
         if request.test_option == TestOption::TestOnly {
             return Ok(());
         }
@@ -196,13 +200,13 @@ impl Datastore {
         }
         let mut txn = self.txn();
         self.check_unlocked(target, session)?;
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let tree = match (source, defaults) {
             (Source::Config(xml), _) => self.parse_config(xml)?,
             (Source::Datastore(ds), None) => self
                 .snapshot(*ds)
                 .duplicate()
-                .map_err(|_| raw::last_error(self.ctx))?,
+                .map_err(|_| raw::last_error(self.ctx()))?,
             (Source::Datastore(ds), Some(mode)) => {
                 let source = self.snapshot(*ds);
                 let mut tree = self.parse_config(&print(&source, mode)?)?;
@@ -236,13 +240,12 @@ impl Datastore {
 
     /// Validates a datastore's content anew (`validate` with a datastore as source).
     pub fn validate(&self, datastore: DatastoreName) -> Result<(), DatastoreError> {
-        raw::clear_errors(self.ctx);
-        let mut copy = self
-            .snapshot(datastore)
-            .duplicate()
-            .map_err(|_| raw::last_error(self.ctx))?;
+        let snapshot = self.snapshot(datastore);
+        let ctx = snapshot.context();
+        raw::clear_errors(ctx);
+        let mut copy = snapshot.duplicate().map_err(|_| raw::last_error(ctx))?;
         copy.validate(config_validation_flags())
-            .map_err(|_| raw::last_error(self.ctx))?;
+            .map_err(|_| raw::last_error(ctx))?;
         self.check_validation_points(&Arc::new(copy))
     }
 
@@ -279,7 +282,8 @@ impl Datastore {
         filter: Option<&super::Filter>,
         defaults: WithDefaults,
     ) -> Result<String, DatastoreError> {
-        super::select_and_print(self.ctx, &self.snapshot(datastore), filter, defaults)
+        let snapshot = self.snapshot(datastore);
+        super::select_and_print(snapshot.context(), &snapshot, filter, defaults)
     }
 
     /// The locks held now.
@@ -289,15 +293,15 @@ impl Datastore {
 
     /// Parses and validates a complete configuration.
     pub(super) fn parse_config(&self, xml: &str) -> Result<DataTree<'static>, DatastoreError> {
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         DataTree::parse_string(
-            self.ctx,
+            self.ctx(),
             xml,
             DataFormat::XML,
             config_parse_flags(),
             config_validation_flags(),
         )
-        .map_err(|_| raw::last_error(self.ctx))
+        .map_err(|_| raw::last_error(self.ctx()))
     }
 
     /// Stores a validated tree as the new content of `target`.

@@ -66,8 +66,8 @@ impl Datastore {
     /// Starts a transaction on running; a read-only one when `writable` is false.
     pub fn transaction(&self, writable: bool) -> Result<Transaction, DatastoreError> {
         let base = self.running();
-        raw::clear_errors(self.ctx);
-        let tree = base.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        raw::clear_errors(self.ctx());
+        let tree = base.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
         Ok(Transaction {
             tree,
             base,
@@ -122,27 +122,29 @@ impl Datastore {
         let _txn = self.txn();
         // Session 0 is the server itself: it holds no locks, so any lock on running blocks it.
         self.check_unlocked(DatastoreName::Running, 0)?;
-        raw::clear_errors(self.ctx);
+        raw::clear_errors(self.ctx());
         let running = self.running();
         let mut tree = if Arc::ptr_eq(&running, &trans.base) {
             trans
                 .tree
                 .duplicate()
-                .map_err(|_| raw::last_error(self.ctx))?
+                .map_err(|_| raw::last_error(self.ctx()))?
         } else {
-            let mut tree = running.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+            let mut tree = running
+                .duplicate()
+                .map_err(|_| raw::last_error(self.ctx()))?;
             for change in &trans.changes {
-                apply_change(self.ctx, &mut tree, change)?;
+                apply_change(self.ctx(), &mut tree, change)?;
             }
             tree
         };
         tree.validate(config_validation_flags())
-            .map_err(|_| raw::last_error(self.ctx))?;
+            .map_err(|_| raw::last_error(self.ctx()))?;
         let tree = match services {
             true => self.prepare_commit(&running, Arc::new(tree))?,
             false => Arc::new(tree),
         };
-        let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
         self.commit_running(tree)?;
         trans.tree = committed;
         trans.base = self.running();

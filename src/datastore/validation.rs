@@ -71,11 +71,11 @@ impl Datastore {
         &self,
         tree: &Arc<DataTree<'static>>,
     ) -> Result<(), DatastoreError> {
-        if self.validation.points.is_empty() {
+        let validation = Arc::clone(&self.validation.read().unwrap_or_else(|p| p.into_inner()));
+        if validation.points.is_empty() {
             return Ok(());
         }
-        let instances: Vec<Instance> = self
-            .validation
+        let instances: Vec<Instance> = validation
             .points
             .iter()
             .flat_map(|vp| {
@@ -109,8 +109,8 @@ impl Datastore {
                 kind: ValidationKind::Other,
             }])
         };
-        raw::clear_errors(self.ctx);
-        let mut copy = tree.duplicate().map_err(|_| raw::last_error(self.ctx))?;
+        raw::clear_errors(self.ctx());
+        let mut copy = tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
         for instance in &instances {
             let Some(callbacks) = self.callbacks.get() else {
                 return Err(reject(

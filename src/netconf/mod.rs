@@ -25,14 +25,69 @@ pub struct NetconfServer {
     pub runtime: Arc<crate::runtime::Runtime>,
     /// Live sessions.
     pub sessions: Sessions,
-    /// What the server's `<hello>` announces.
-    pub capabilities: Vec<String>,
     /// The largest message a client may send, in bytes.
     pub max_message_size: usize,
     /// How long a client has to send its `<hello>`.
     pub hello_timeout: Duration,
+    /// What is served of the schema, for the runtime's current one.
+    served: std::sync::RwLock<Arc<ServedSchema>>,
+}
+
+/// What NETCONF serves of a schema: the modules, their YANG library, the capabilities.
+pub struct ServedSchema {
     /// The YANG modules (`<get-schema>` serves their text).
     pub yang: Arc<crate::yang::YangContext>,
     /// The YANG library built from them (monitoring, `/modules-state`, `/yang-library`).
-    pub library: Arc<library::Library>,
+    pub library: library::Library,
+    /// What the server's `<hello>` announces.
+    pub capabilities: Vec<String>,
+}
+
+impl ServedSchema {
+    fn new(yang: Arc<crate::yang::YangContext>) -> ServedSchema {
+        let library = library::Library::new(&yang);
+        let mut capabilities = capabilities::protocol_capabilities();
+        capabilities.extend(library.capabilities());
+        capabilities.extend(yang.modules().iter().map(|m| m.capability()));
+        ServedSchema {
+            yang,
+            library,
+            capabilities,
+        }
+    }
+}
+
+impl NetconfServer {
+    /// A server over `datastore` and `runtime`.
+    pub fn new(
+        datastore: Arc<Datastore>,
+        runtime: Arc<crate::runtime::Runtime>,
+        max_message_size: usize,
+        hello_timeout: Duration,
+    ) -> NetconfServer {
+        let served = ServedSchema::new(runtime.yang());
+        NetconfServer {
+            datastore,
+            runtime,
+            sessions: sessions::Sessions::default(),
+            max_message_size,
+            hello_timeout,
+            served: std::sync::RwLock::new(Arc::new(served)),
+        }
+    }
+
+    /// What is served of the schema now (rebuilt when a reload changed the schema; sessions
+    /// keep the capabilities of their `<hello>`).
+    pub fn schema(&self) -> Arc<ServedSchema> {
+        let yang = self.runtime.yang();
+        {
+            let served = self.served.read().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&served.yang, &yang) {
+                return Arc::clone(&served);
+            }
+        }
+        let fresh = Arc::new(ServedSchema::new(yang));
+        *self.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+        fresh
+    }
 }

@@ -97,7 +97,7 @@ enum Next {
 
 impl Connection {
     async fn serve(&mut self, state: &mut SessionState, server: &NetconfServer) -> &'static str {
-        let hello = server_hello(&server.capabilities, state.id);
+        let hello = server_hello(&server.schema().capabilities, state.id);
         if self.send(hello.as_bytes()).await.is_err() {
             return "client gone";
         }

@@ -26,6 +26,7 @@ use tracing::info;
 
 use crate::datastore::Datastore;
 use crate::vm::protocol::{VmComponent, VmPackage};
+use crate::yang::YangContext;
 use alarms::AlarmList;
 use callbacks::CommitRunner;
 use maapi::OperationalSource;
@@ -108,7 +109,22 @@ pub struct Runtime {
     versions: tokio::sync::Mutex<PackageVersions>,
     /// The fingerprints of the package YANG in the schema (see
     /// [`PackageSet::yang_fingerprints`]).
-    loaded_yang: std::collections::BTreeMap<String, u64>,
+    loaded_yang: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// The schema: the server's modules and the packages' YANG.
+    yang: Mutex<Arc<YangContext>>,
+    /// Where the schema is built from again when package YANG changes.
+    schema_source: SchemaSource,
+    datastore: Arc<Datastore>,
+}
+
+/// What the schema is built from: the directory of the server's modules, and the features
+/// they are implemented with.
+#[derive(Debug, Clone)]
+pub struct SchemaSource {
+    /// The modules (built in, and those of `--yang-dir`).
+    pub dir: PathBuf,
+    /// The features to enable, per module.
+    pub features: &'static [(&'static str, &'static [&'static str])],
 }
 
 const NS_NCS: &str = "http://tail-f.com/ns/ncs";
@@ -122,6 +138,8 @@ impl Runtime {
         packages: PackageSet,
         state_dir: &Path,
         datastore: Arc<Datastore>,
+        yang: Arc<YangContext>,
+        schema_source: SchemaSource,
     ) -> Arc<Runtime> {
         let mut running = datastore.subscribe();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
@@ -171,7 +189,10 @@ impl Runtime {
             packages: Mutex::new(packages),
             packages_dir,
             versions: tokio::sync::Mutex::new(versions),
-            loaded_yang,
+            loaded_yang: Mutex::new(loaded_yang),
+            yang: Mutex::new(yang),
+            schema_source,
+            datastore: Arc::clone(&datastore),
         });
         let _ = this.set(Arc::downgrade(&runtime));
         tokio::spawn(async move {
@@ -239,7 +260,7 @@ impl Runtime {
                 let force = call.input.iter().any(|(name, _)| name == "force");
                 let mut versions = self.versions.lock().await;
                 let mut fresh = packages::discover(&self.packages_dir);
-                fresh.mark_yang_not_loaded(&self.loaded_yang);
+                self.reload_schema(&mut fresh).await?;
                 upgrade::run_pending(&self.supervisor, &mut fresh, &mut versions).await;
                 report_package_status(&self.alarms, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;
@@ -279,6 +300,49 @@ impl Runtime {
                 leaf: "name".into(),
                 message: format!("no VM or package named \"{name}\""),
             })
+    }
+
+    /// The schema the server serves now.
+    pub fn yang(&self) -> Arc<YangContext> {
+        Arc::clone(&self.yang.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Part of a reload: when the packages' YANG is not what the schema holds, the schema is
+    /// built again with it and every datastore moves to it. A running configuration that does
+    /// not fit the new schema refuses the reload (nothing changes); a package whose YANG does
+    /// not compile is marked (it and its dependents stay down), as at start.
+    async fn reload_schema(&self, fresh: &mut PackageSet) -> Result<(), ActionError> {
+        let fingerprints = fresh.yang_fingerprints();
+        if *self.loaded_yang.lock().unwrap_or_else(|p| p.into_inner()) == fingerprints {
+            return Ok(());
+        }
+        let sources = fresh.yang_sources();
+        let source = self.schema_source.clone();
+        let datastore = Arc::clone(&self.datastore);
+        let failed = |message: String| ActionError::Failed { message };
+        let (yang, failures) = tokio::task::spawn_blocking(move || {
+            let (yang, failures) =
+                YangContext::load_with_packages(&source.dir, &sources, source.features)
+                    .map_err(|e| format!("the new schema does not load: {e}"))?;
+            datastore
+                .replace_schema(yang.context())
+                .map_err(|e| format!("reload refused: {e}"))?;
+            Ok::<_, String>((yang, failures))
+        })
+        .await
+        .map_err(|e| failed(format!("internal error: {e}")))?
+        .map_err(failed)?;
+        fresh.mark_yang_failures(&failures);
+        info!(
+            modules = yang.modules().len(),
+            "schema rebuilt with the packages' new YANG"
+        );
+        *self.loaded_yang.lock().unwrap_or_else(|p| p.into_inner()) = fingerprints
+            .into_iter()
+            .filter(|(package, _)| !failures.contains_key(package))
+            .collect();
+        *self.yang.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(yang);
+        Ok(())
     }
 
     /// The alarm actions: `handle-alarm` and `purge` of an alarm, `purge-alarms` of the list.

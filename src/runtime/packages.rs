@@ -490,25 +490,6 @@ impl PackageSet {
             .collect()
     }
 
-    /// After a reload: the schema stays the one the server started with, so a package whose
-    /// YANG is not what was loaded then (new, changed, or failed at start: `loaded` holds the
-    /// fingerprints of what did load) cannot run, and says so.
-    pub fn mark_yang_not_loaded(&mut self, loaded: &BTreeMap<String, u64>) {
-        let now = self.yang_fingerprints();
-        let mut failed = BTreeMap::new();
-        for (package, fingerprint) in &now {
-            if loaded.get(package) != Some(fingerprint) {
-                failed.insert(
-                    package.clone(),
-                    "the package's YANG is not the one loaded at server start (new, changed \
-                     or broken then); restart pyvmd to load it"
-                        .to_owned(),
-                );
-            }
-        }
-        self.mark_yang_failures(&failed);
-    }
-
     /// Marks the packages whose YANG did not load (`failed`: package → libyang's message) as
     /// `file-load-error`, and the packages that require them as missing a dependency.
     pub fn mark_yang_failures(&mut self, failed: &BTreeMap<String, String>) {

@@ -32,10 +32,10 @@ pub fn state_documents(server: &NetconfServer, filter: Option<&Filter>) -> Vec<S
         docs.push(netconf_state_xml(server));
     }
     if wanted(NS_YANG_LIBRARY, "modules-state") {
-        docs.push(server.library.modules_state_xml());
+        docs.push(server.schema().library.modules_state_xml());
     }
     if wanted(NS_YANG_LIBRARY, "yang-library") {
-        docs.push(server.library.yang_library_xml());
+        docs.push(server.schema().library.yang_library_xml());
     }
     docs
 }
@@ -47,7 +47,7 @@ fn netconf_state_xml(server: &NetconfServer) -> String {
         out,
         "<netconf-state xmlns=\"{NS_MONITORING}\"><capabilities>"
     );
-    for c in &server.capabilities {
+    for c in &server.schema().capabilities {
         let _ = write!(out, "<capability>{}</capability>", escape_text(c));
     }
     out.push_str("</capabilities><datastores>");
@@ -66,7 +66,7 @@ fn netconf_state_xml(server: &NetconfServer) -> String {
         out.push_str("</datastore>");
     }
     out.push_str("</datastores><schemas>");
-    for m in server.library.all() {
+    for m in server.schema().library.all() {
         let namespace = escape_text(&m.namespace);
         schema_entry(&mut out, &m.name, m.revision.as_deref(), &namespace);
         for s in &m.submodules {
@@ -146,12 +146,10 @@ pub async fn get_schema(call: &Call<'_>) -> OpOutcome {
     // An identityref: `yang`, `ncm:yang` or another prefix bound to the monitoring namespace.
     let format = param("format").unwrap_or_else(|| "yang".into());
     let format = format.rsplit(':').next().unwrap_or("yang").to_string();
+    let schema = call.server.schema();
     let text = match format.as_str() {
-        "yang" => call
-            .server
-            .yang
-            .schema_text(&identifier, version.as_deref()),
-        "yin" => call.server.yang.schema_yin(&identifier, version.as_deref()),
+        "yang" => schema.yang.schema_text(&identifier, version.as_deref()),
+        "yin" => schema.yang.schema_yin(&identifier, version.as_deref()),
         other => {
             return Err(vec![
                 RpcError::new(
