@@ -636,8 +636,9 @@ class Bulk(Service):
     @Service.create
     def cb_create(self, tctx, root, service, proplist):
         items = root.bs__out.item
+        owner = service.name
         for i in range(service.count):
-            items.create(i).owner = service.name
+            items.create(i).owner = owner
 
 
 class Main(Application):

@@ -242,6 +242,32 @@ def xpath_pp_kpath(kp):
     return _request("xpath", path=str(kp))
 
 
+def _send(op, **args):
+    """Sends one request without waiting for its answer; :func:`_collect` takes the answer.
+    The server answers a VM's requests in the order they were sent."""
+    send = getattr(_pyvmd, "send_request", None)
+    if send is None:
+        return ("now", _request(op, **args))
+    args["op"] = op
+    return ("later", send(json.dumps(args)))
+
+
+def _collect(sent):
+    """The value of the answer to a request of :func:`_send`; raises its error."""
+    how, value = sent
+    if how == "now":
+        return value
+    return _answer(json.loads(_pyvmd.claim_reply(value)), "request")
+
+
+def _answer(answer, op):
+    if answer.get("ok"):
+        return answer.get("value")
+    code = answer.get("code", "internal")
+    message = answer.get("message") or ("%s failed (%s)" % (op, code))
+    raise error.Error(error.errno_of_code(code), message)
+
+
 def _request(op, **args):
     """Sends one request to the server and returns the value of its answer.
 
@@ -255,12 +281,7 @@ def _request(op, **args):
             text = "ncs.maapi needs a pyvmd whose VM can make requests (this one cannot)"
         raise error.Error(ERR_INTERNAL, text)
     args["op"] = op
-    answer = json.loads(request(json.dumps(args)))
-    if answer.get("ok"):
-        return answer.get("value")
-    code = answer.get("code", "internal")
-    message = answer.get("message") or ("%s failed (%s)" % (op, code))
-    raise error.Error(error.errno_of_code(code), message)
+    return _answer(json.loads(request(json.dumps(args))), op)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -701,6 +701,8 @@ def _run_service(call):
     kp = call["kp"]
     proplist = [tuple(p) for p in call.get("proplist") or []]
     trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ_WRITE)
+    # The commit's transaction, lent for this call: writes need not wait for their answers.
+    trans._write_behind = True
     tctx = TransCtx(call["th"], UserInfo(call.get("user", "system"), "system"))
     root = maagic.get_root(trans)
     _in_commit.active = True
@@ -711,6 +713,8 @@ def _run_service(call):
                 result = method(tctx, root, service, proplist)
         else:
             result = method(tctx, call["op"], kp, root, proplist)
+        # Every write is answered before the transaction goes back to the server.
+        trans._flush()
     except BaseException as exc:  # noqa: BLE001  (package code: any failure aborts the commit)
         logging.getLogger(type(instance).__module__).error(
             "%s of %s (servicepoint %s) failed: %s", phase, kp, point, _last_line(exc),

@@ -258,6 +258,9 @@ class Transaction:
             self.th = th
             self._owned = False
         self._finished = False
+        # Writes sent without waiting for their answers (see _write_behind).
+        self._unanswered = []
+        self._write_behind = False
         # Tracked by the Maapi either way, so that ncs.maagic.get_root(maapi) finds it.
         maapi._add(self)
 
@@ -273,7 +276,40 @@ class Transaction:
     def _request(self, op, **args):
         if self._finished:
             raise _error.Error(_ncs.ERR_BADSTATE, "the transaction is finished")
+        self._flush()
         return _ncs._request(op, th=self.th, **args)
+
+    # Write-behind (pyvmd's own, for the transaction of a service callback): a write whose only
+    # possible errors are real ones (a bad path or value) is sent without waiting for its
+    # answer, and the answers are collected at the next read, at apply, or when the callback
+    # returns; the first error is raised then. A cb_create that writes many nodes thus costs a
+    # run of messages instead of a round trip per node.
+    _MAX_UNANSWERED = 512
+
+    def _write(self, op, **args):
+        if self._finished:
+            raise _error.Error(_ncs.ERR_BADSTATE, "the transaction is finished")
+        if not self._write_behind:
+            return _ncs._request(op, th=self.th, **args)
+        self._unanswered.append(_ncs._send(op, th=self.th, **args))
+        if len(self._unanswered) >= self._MAX_UNANSWERED:
+            self._flush()
+        return None
+
+    def _flush(self):
+        """Collects the answers of the writes sent without waiting; raises the first error."""
+        if not self._unanswered:
+            return
+        sent, self._unanswered = self._unanswered, []
+        first = None
+        for request in sent:
+            try:
+                _ncs._collect(request)
+            except _error.Error as exc:
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
 
     def get_elem(self, path):
         """The value of the leaf at ``path``, a ``_ncs.Value`` (for a leaf-list, a list of
@@ -288,11 +324,11 @@ class Transaction:
     def set_elem(self, value, path):
         """Sets the leaf at ``path`` to ``value``: a ``_ncs.Value``, a string, a number, a bool
         (``"true"``/``"false"``), or for a leaf-list a list of those, which replaces it."""
-        self._request("set-elem", path=path, value=_to_text(value))
+        self._write("set-elem", path=path, value=_to_text(value))
 
     def set_elem2(self, strval, path):
         """Sets the leaf at ``path`` from the string ``strval``."""
-        self._request("set-elem", path=path, value=str(strval))
+        self._write("set-elem", path=path, value=str(strval))
 
     def create(self, path):
         """Creates a list entry (with its keys), presence container, empty leaf or leaf-list
@@ -301,11 +337,7 @@ class Transaction:
 
     def safe_create(self, path):
         """Like :meth:`create`, without an error when it exists."""
-        try:
-            self.create(path)
-        except _error.Error as exc:
-            if exc.confd_errno != _ncs.ERR_ALREADY_EXISTS:
-                raise
+        self._write("create", path=path, safe=True)
 
     def delete(self, path):
         """Deletes what ``path`` names; ``ERR_NOEXISTS`` if it does not exist."""
@@ -313,11 +345,7 @@ class Transaction:
 
     def safe_delete(self, path):
         """Like :meth:`delete`, without an error when it does not exist."""
-        try:
-            self.delete(path)
-        except _error.Error as exc:
-            if exc.confd_errno != _ncs.ERR_NOEXISTS:
-                raise
+        self._write("delete", path=path, safe=True)
 
     def exists(self, path):
         """Whether ``path`` exists."""
@@ -358,6 +386,8 @@ class Transaction:
         is only no longer counted among its Maapi's transactions."""
         self.maapi._remove(self)
         if not self._owned or self._finished:
+            if not self._finished:
+                self._flush()
             return
         self._finished = True
         _ncs._request("trans-finish", th=self.th)

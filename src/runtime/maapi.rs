@@ -103,10 +103,16 @@ enum Request {
     Create {
         th: u64,
         path: String,
+        /// `safe_create`: no error when it exists.
+        #[serde(default)]
+        safe: bool,
     },
     Delete {
         th: u64,
         path: String,
+        /// `safe_delete`: no error when it does not exist.
+        #[serde(default)]
+        safe: bool,
     },
     Schema {
         path: String,
@@ -421,12 +427,18 @@ impl MaapiSessions {
                 .map_err(read)?;
                 Ok(Value::Null)
             }
-            Request::Create { th, path } => {
-                self.trans(th)?.trans.create(&path).map_err(read)?;
+            Request::Create { th, path, safe } => {
+                match self.trans(th)?.trans.create(&path) {
+                    Err(DatastoreError::DataExists { .. }) if safe => {}
+                    result => result.map_err(read)?,
+                }
                 Ok(Value::Null)
             }
-            Request::Delete { th, path } => {
-                self.trans(th)?.trans.delete(&path).map_err(read)?;
+            Request::Delete { th, path, safe } => {
+                match self.trans(th)?.trans.delete(&path) {
+                    Err(DatastoreError::DataMissing { .. }) if safe => {}
+                    result => result.map_err(read)?,
+                }
                 Ok(Value::Null)
             }
             Request::Schema { path } => {

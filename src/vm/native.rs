@@ -31,7 +31,17 @@ pub struct VmState {
     self_assign: Mutex<SelfAssignMode>,
     /// Requests waiting for their reply, by id.
     pending: Mutex<HashMap<u64, mpsc::Sender<Reply>>>,
+    /// Requests sent without waiting ([`VmState::send_request`]): where their replies arrive.
+    unclaimed: Mutex<HashMap<u64, mpsc::Receiver<Reply>>>,
     next_request: AtomicU64,
+}
+
+/// Waits for a reply. The sender goes away only if the reader thread dies; the VM exits then
+/// anyway.
+fn wait(reply: &mpsc::Receiver<Reply>) -> Reply {
+    reply
+        .recv()
+        .unwrap_or_else(|_| Reply::error("internal", "the connection to the server is gone"))
 }
 
 static STATE: OnceLock<VmState> = OnceLock::new();
@@ -45,6 +55,7 @@ pub fn install(vm_name: String, log: VmLog, writer: UnixStream, self_assign: Sel
         current: Mutex::new(Vec::new()),
         self_assign: Mutex::new(self_assign),
         pending: Mutex::new(HashMap::new()),
+        unclaimed: Mutex::new(HashMap::new()),
         next_request: AtomicU64::new(1),
     });
 }
@@ -65,6 +76,36 @@ impl VmState {
     /// Sends a request to the server and waits for its reply (the reader thread delivers it).
     /// Call without the GIL: the reader thread needs it for other messages meanwhile.
     pub fn request(&self, request: serde_json::Value) -> Reply {
+        let (_, reply) = self.start_request(request);
+        wait(&reply)
+    }
+
+    /// Sends a request and returns at once; [`VmState::claim_reply`] waits for its reply. The
+    /// server answers one VM's requests in the order they were sent, so a thread can send a
+    /// run of writes and collect their replies later.
+    pub fn send_request(&self, request: serde_json::Value) -> u64 {
+        let (id, reply) = self.start_request(request);
+        self.unclaimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, reply);
+        id
+    }
+
+    /// Waits for the reply of a request sent with [`VmState::send_request`].
+    pub fn claim_reply(&self, id: u64) -> Reply {
+        let reply = self
+            .unclaimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        match reply {
+            Some(reply) => wait(&reply),
+            None => Reply::error("internal", format!("no request {id} is waiting")),
+        }
+    }
+
+    fn start_request(&self, request: serde_json::Value) -> (u64, mpsc::Receiver<Reply>) {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = mpsc::channel();
         self.pending
@@ -72,10 +113,7 @@ impl VmState {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, reply_tx);
         self.send(&FromVm::Request { id, request });
-        // The sender goes away only if the reader thread dies; the VM exits then anyway.
-        reply_rx
-            .recv()
-            .unwrap_or_else(|_| Reply::error("internal", "the connection to the server is gone"))
+        (id, reply_rx)
     }
 
     /// Hands a reply to the thread waiting for it (a reply nobody waits for is dropped).
@@ -236,6 +274,26 @@ pub mod _pyvmd {
             pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
         })?;
         let reply = py.detach(|| vm.request(request));
+        serde_json::to_string(&reply)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Sends a request without waiting for its reply; returns the id that [`claim_reply`]
+    /// takes.
+    #[pyfunction]
+    fn send_request(py: Python<'_>, request: &str) -> PyResult<u64> {
+        let vm = vm()?;
+        let request: serde_json::Value = serde_json::from_str(request).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
+        })?;
+        Ok(py.detach(|| vm.send_request(request)))
+    }
+
+    /// Waits (without the GIL) for the reply of a request sent with [`send_request`], as JSON.
+    #[pyfunction]
+    fn claim_reply(py: Python<'_>, id: u64) -> PyResult<String> {
+        let vm = vm()?;
+        let reply = py.detach(|| vm.claim_reply(id));
         serde_json::to_string(&reply)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }
