@@ -32,6 +32,7 @@ module probe {
       leaf name { type string; }
       leaf value { type string; }
       leaf runs { type string; }
+      leaf small { type uint8; }
     }
     leaf-list calls { type string; ordered-by user; }
     leaf note { type string; }
@@ -46,6 +47,7 @@ module probe {
       leaf mode {
         type enumeration {
           enum ok; enum raise; enum confd-err; enum overwrite-note; enum delete-note;
+          enum bad-write;
         }
         default ok;
       }
@@ -101,6 +103,10 @@ class Probe(Service):
             del root.pr__out.note
         if mode == "confd-err":
             return ncs.CONFD_ERR
+        if mode == "bad-write":
+            # Sent without waiting: the error comes when the callback returns.
+            entry.small = 300
+            entry.runs = "after the bad write"
         return [("runs", str(runs)), ("user", tctx.uinfo.username)]
 
     @Service.post_modification
@@ -278,7 +284,8 @@ class TestServices(RuntimeTestCase):
     def test_failing_callbacks_abort_the_commit(self):
         before = self.m.get_config("running").data_xml
         for mode, message in (("raise", "probe failed on purpose"),
-                              ("confd-err", "CONFD_ERR")):
+                              ("confd-err", "CONFD_ERR"),
+                              ("bad-write", "300")):
             error = self.edit_error(probe("bad-" + mode, mode=mode))
             self.assertEqual(error.tag, "operation-failed")
             self.assertIn(message, error.message)
