@@ -271,7 +271,7 @@ class _Parent(Node):
     def _get_child(self, child):
         kind = child.get("kind")
         if kind == "leaf":
-            return _read_leaf(self._trans(), self._child_path(child))
+            return _read_leaf(self._trans(), self._child_path(child), child)
         return self._child_node(child)
 
     @property
@@ -288,7 +288,7 @@ class _Parent(Node):
             trans = self._trans()
             if value is None:
                 trans.safe_delete(path)
-            elif _schema(path).type == "empty":
+            elif _leaf_type(child, path) == "empty":
                 if value:
                     trans.safe_create(path)
                 else:
@@ -640,20 +640,32 @@ _NODE_CLASSES = {
 }
 
 
-def _read_leaf(trans, path):
-    """The Python value of the leaf at ``path``: its default (or None) when it is not set."""
-    schema = _schema(path)
-    if schema.type == "empty":
+def _leaf_type(child, path):
+    """The type of a leaf: from its description in its parent's, or its own."""
+    if "type" in child:
+        return child["type"]
+    return _schema(path).type
+
+
+def _read_leaf(trans, path, child=None):
+    """The Python value of the leaf at ``path``: its default (or None) when it is not set.
+    ``child`` is the leaf's description in its parent's, when known (it saves a lookup)."""
+    if child is not None and "type" in child:
+        type_name, default = child["type"], child.get("default")
+    else:
+        schema = _schema(path)
+        type_name, default = schema.type, schema.default
+    if type_name == "empty":
         return trans.exists(path)
     try:
         value = trans.get_elem(path)
     except _error.Error as exc:
         if exc.confd_errno != _ncs.ERR_NOEXISTS:
             raise
-        if schema.default is None:
+        if default is None:
             return None
-        return _to_python(schema.type, schema.default)
-    return _to_python(schema.type, value)
+        return _to_python(type_name, default)
+    return _to_python(type_name, value)
 
 
 # ---------------------------------------------------------------------------------------------

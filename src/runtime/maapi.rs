@@ -512,6 +512,8 @@ pub(super) fn type_name(node: &SchemaNode<'_>) -> Option<&'static str> {
 /// Describes a schema node (the root when `None`) for `ncs.maagic`: its kind, module, keys,
 /// type, default and children (through choices and cases; actions included).
 fn describe(ctx: &'static yang5::context::Context, node: Option<&SchemaNode<'static>>) -> Value {
+    // Leaves carry their type and default, so that maagic reads and writes them without
+    // asking for their own description.
     let child = |c: &SchemaNode<'_>| {
         let module = c.module();
         json!({
@@ -519,6 +521,8 @@ fn describe(ctx: &'static yang5::context::Context, node: Option<&SchemaNode<'sta
             "module": module.name(),
             "prefix": module.prefix(),
             "kind": kind_name(c),
+            "type": type_name(c),
+            "default": keypath::default_value(c),
         })
     };
     let mut children: Vec<Value> = keypath::data_children(ctx, node)
