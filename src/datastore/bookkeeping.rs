@@ -64,6 +64,9 @@ pub struct InstanceRecord {
     /// What its last `cb_create` returned.
     #[serde(default)]
     pub proplist: Proplist,
+    /// Un-deployed: what it wrote was taken back, and it runs no callbacks until re-deployed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undeployed: bool,
 }
 
 /// Who wrote a node, and what it was before.
@@ -349,6 +352,7 @@ mod tests {
                 })
                 .collect(),
             proplist: vec![("runs".into(), "1".into())],
+            undeployed: false,
         }
     }
 

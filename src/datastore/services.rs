@@ -182,16 +182,27 @@ struct InstanceChange {
     path: String,
     keypath: String,
     operation: ServiceOperation,
+    /// NSO's `un-deploy`: the callbacks run as for a delete, but the instance stays.
+    undeploy: bool,
+}
+
+/// What an action asks of one instance in a commit of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Forced<'a> {
+    /// `re-deploy`: run as if the instance changed.
+    Redeploy(&'a str),
+    /// `un-deploy`: take back what it wrote, keep the instance.
+    Undeploy(&'a str),
 }
 
 impl Services {
-    /// The instances that differ between `old` and `new`; `redeploy` (a data path) counts as
+    /// The instances that differ between `old` and `new`; the `forced` one counts as
     /// changed if it exists.
     fn changed_instances(
         &self,
         old: &DataTree<'static>,
         new: &DataTree<'static>,
-        redeploy: Option<&str>,
+        forced: Option<Forced<'_>>,
     ) -> Vec<InstanceChange> {
         let mut changes = Vec::new();
         for sp in &self.points {
@@ -211,12 +222,18 @@ impl Services {
                 path: path.clone(),
                 keypath: keypath.clone(),
                 operation,
+                undeploy: false,
             };
             for (path, keypath) in &after {
                 if !before.contains_key(path) {
                     changes.push(change(path, keypath, ServiceOperation::Create));
-                } else if redeploy == Some(path.as_str()) {
+                } else if forced == Some(Forced::Redeploy(path.as_str())) {
                     changes.push(change(path, keypath, ServiceOperation::Update));
+                } else if forced == Some(Forced::Undeploy(path.as_str())) {
+                    changes.push(InstanceChange {
+                        undeploy: true,
+                        ..change(path, keypath, ServiceOperation::Delete)
+                    });
                 } else if let (Ok(a), Ok(b)) = (old.find_path(path), new.find_path(path))
                     && !same_data(&a, &b)
                 {
@@ -295,6 +312,7 @@ impl Phase<'_> {
             keypath: change.keypath.clone(),
             claims: Vec::new(),
             proplist,
+            undeployed: false,
         };
         if change.operation != ServiceOperation::Delete {
             let (t, journal, returned) = self.call(
@@ -321,7 +339,11 @@ impl Phase<'_> {
         if let Some(returned) = returned {
             record.proplist = returned;
         }
-        if change.operation != ServiceOperation::Delete {
+        if change.undeploy {
+            // The instance stays, with its proplist; re-deploy brings its writes back.
+            record.undeployed = true;
+            self.book.set_instance(&change.path, Some(record));
+        } else if change.operation != ServiceOperation::Delete {
             self.book.set_instance(&change.path, Some(record));
         }
         Ok(tree)
@@ -443,10 +465,22 @@ impl Datastore {
         &self,
         old: &Arc<DataTree<'static>>,
         new: Arc<DataTree<'static>>,
-        redeploy: Option<&str>,
+        forced: Option<Forced<'_>>,
     ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
         let services = Arc::clone(&self.services.read().unwrap_or_else(|p| p.into_inner()));
-        let changes = services.changed_instances(old, &new, redeploy);
+        let mut changes = services.changed_instances(old, &new, forced);
+        let book = match changes.is_empty() {
+            true => None,
+            false => Some(self.bookkeeping.view(old)?),
+        };
+        if let Some(book) = &book {
+            // An un-deployed instance stays so, changed or not, until it is re-deployed.
+            changes.retain(|c| {
+                c.operation != ServiceOperation::Update
+                    || forced == Some(Forced::Redeploy(&c.path))
+                    || !book.instance(&c.path).is_some_and(|r| r.undeployed)
+            });
+        }
         let same_bookkeeping = bookkeeping::same(old, &new);
         if changes.is_empty() && same_bookkeeping {
             self.bookkeeping.carried(old, &new);
@@ -454,7 +488,10 @@ impl Datastore {
         }
         let mut phase = Phase {
             callbacks: self.callbacks.get(),
-            book: self.bookkeeping.view(old)?,
+            book: match book {
+                Some(book) => book,
+                None => self.bookkeeping.view(old)?,
+            },
             base: Arc::clone(&new),
         };
         raw::clear_errors(self.ctx());
@@ -488,7 +525,7 @@ impl Datastore {
                 path: path.to_owned(),
             });
         }
-        let new = self.run_services(&old, Arc::clone(&old), Some(path))?;
+        let new = self.run_services(&old, Arc::clone(&old), Some(Forced::Redeploy(path)))?;
         if !dry_run {
             self.check_validation_points(&new)?;
             self.commit_running(new)?;
@@ -499,6 +536,23 @@ impl Datastore {
             .diff(&new, DataDiffFlags::empty())
             .map_err(|_| raw::last_error(self.ctx()))?;
         Ok(Some(super::print(diff.tree(), WithDefaults::Explicit)?))
+    }
+
+    /// NSO's `un-deploy` of the service instance at `path`: what it wrote is taken back (its
+    /// pre and post modification callbacks run as for a delete), the instance stays; changes of
+    /// it run nothing until `re-deploy` deploys it again.
+    pub fn undeploy(&self, path: &str) -> Result<(), DatastoreError> {
+        let _txn = self.txn();
+        self.check_unlocked(DatastoreName::Running, 0)?;
+        let old = self.running();
+        if old.find_path(path).is_err() {
+            return Err(DatastoreError::DataMissing {
+                path: path.to_owned(),
+            });
+        }
+        let new = self.run_services(&old, Arc::clone(&old), Some(Forced::Undeploy(path)))?;
+        self.check_validation_points(&new)?;
+        self.commit_running(new)
     }
 
     /// NSO's `get-modifications` of the service instance at `path`: the configuration its

@@ -325,6 +325,20 @@ class TestServices(RuntimeTestCase):
         self.assertIn("<port>ge5</port>", mods)
         self.edit(vlan_service("r", 50, op="delete"))
 
+    def test_undeploy_keeps_the_instance_until_redeploy(self):
+        self.edit(vlan_service("u", 90, ["ge90"]))
+        instance = '<vlan-service xmlns="%s"><name>u</name>%%s</vlan-service>' % DS
+        self.service_action(instance, "<un-deploy/>")
+        self.assertIsNone(self.vlan(90))
+        self.assertIn("<name>u</name>", self.m.get_config("running").data_xml)
+        # A change of an un-deployed instance deploys nothing.
+        self.edit(vlan_service("u", 90, ["ge90", "ge91"], op="replace"))
+        self.assertIsNone(self.vlan(90))
+        self.service_action(instance, "<re-deploy/>")
+        self.assertEqual(self.vlan(90), ("vlan-90", ["ge90", "ge91"]))
+        self.edit(vlan_service("u", 90, op="delete"))
+        self.assertIsNone(self.vlan(90))
+
     def test_overwrite_and_delete_of_existing_data_are_undone(self):
         self.m.edit_config(target="running", config=(
             '<config><out xmlns="%s"><note>original</note></out></config>' % PR))

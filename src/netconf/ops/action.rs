@@ -41,6 +41,8 @@ struct PathNode {
 enum ServiceAction {
     /// `re-deploy`, with or without `dry-run`.
     Redeploy { instance: String, dry_run: bool },
+    /// `un-deploy`.
+    Undeploy { instance: String },
     /// `get-modifications`.
     GetModifications { instance: String },
 }
@@ -158,6 +160,16 @@ async fn run_service_action(
             })
             .await?
         }
+        ServiceAction::Undeploy { instance } => {
+            let instance = instance.clone();
+            blocking(move || {
+                datastore
+                    .undeploy(&instance)
+                    .map(|()| None)
+                    .map_err(RpcError::from_datastore)
+            })
+            .await?
+        }
         ServiceAction::GetModifications { instance } => {
             let instance = instance.clone();
             blocking(move || {
@@ -188,6 +200,7 @@ fn service_action(action: &DataNodeRef<'_>) -> Option<ServiceAction> {
             instance,
             dry_run: action.children().any(|c| c.schema().name() == "dry-run"),
         }),
+        "un-deploy" => Some(ServiceAction::Undeploy { instance }),
         "get-modifications" => Some(ServiceAction::GetModifications { instance }),
         _ => None,
     }
