@@ -129,3 +129,20 @@ pub enum DatastoreError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+impl DatastoreError {
+    /// The error as one line: for a validation error, every problem with its path.
+    pub fn detail(&self) -> String {
+        match self {
+            DatastoreError::Validation(issues) => issues
+                .iter()
+                .map(|i| match &i.path {
+                    Some(path) => format!("{path}: {}", i.message),
+                    None => i.message.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            e => e.to_string(),
+        }
+    }
+}

@@ -79,17 +79,7 @@ fn reparse(
 }
 
 fn mismatch(datastore: &str, e: DatastoreError) -> DatastoreError {
-    let detail = match e {
-        DatastoreError::Validation(issues) => issues
-            .iter()
-            .map(|i| match &i.path {
-                Some(path) => format!("{path}: {}", i.message),
-                None => i.message.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        e => e.to_string(),
-    };
+    let detail = e.detail();
     DatastoreError::NotSupported(format!(
         "the {datastore} datastore does not fit the new schema ({detail}); change it to fit \
          (or restore the package's previous YANG) and reload again"

@@ -518,14 +518,7 @@ impl Datastore {
     /// change it would make is returned (libyang's diff, as XML).
     pub fn redeploy(&self, path: &str, dry_run: bool) -> Result<Option<String>, DatastoreError> {
         let _txn = self.txn();
-        self.check_unlocked(DatastoreName::Running, 0)?;
-        let old = self.running();
-        if old.find_path(path).is_err() {
-            return Err(DatastoreError::DataMissing {
-                path: path.to_owned(),
-            });
-        }
-        let new = self.run_services(&old, Arc::clone(&old), Some(Forced::Redeploy(path)))?;
+        let (old, new) = self.run_forced(path, Forced::Redeploy(path))?;
         if !dry_run {
             self.check_validation_points(&new)?;
             self.commit_running(new)?;
@@ -543,6 +536,18 @@ impl Datastore {
     /// it run nothing until `re-deploy` deploys it again.
     pub fn undeploy(&self, path: &str) -> Result<(), DatastoreError> {
         let _txn = self.txn();
+        let (_, new) = self.run_forced(path, Forced::Undeploy(path))?;
+        self.check_validation_points(&new)?;
+        self.commit_running(new)
+    }
+
+    /// The services phase of an action on the instance at `path` (the caller holds the commit
+    /// lock): running, and the tree the action makes of it.
+    fn run_forced(
+        &self,
+        path: &str,
+        forced: Forced<'_>,
+    ) -> Result<(Arc<DataTree<'static>>, Arc<DataTree<'static>>), DatastoreError> {
         self.check_unlocked(DatastoreName::Running, 0)?;
         let old = self.running();
         if old.find_path(path).is_err() {
@@ -550,9 +555,8 @@ impl Datastore {
                 path: path.to_owned(),
             });
         }
-        let new = self.run_services(&old, Arc::clone(&old), Some(Forced::Undeploy(path)))?;
-        self.check_validation_points(&new)?;
-        self.commit_running(new)
+        let new = self.run_services(&old, Arc::clone(&old), Some(forced))?;
+        Ok((old, new))
     }
 
     /// NSO's `get-modifications` of the service instance at `path`: the configuration its

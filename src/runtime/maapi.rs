@@ -175,18 +175,7 @@ fn failure(e: DatastoreError, value_error: &'static str) -> Failure {
         D::Validation(_) => value_error,
         _ => "internal",
     };
-    let message = match e {
-        D::Validation(issues) => issues
-            .iter()
-            .map(|i| match &i.path {
-                Some(path) => format!("{path}: {}", i.message),
-                None => i.message.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        e => e.to_string(),
-    };
-    Failure(code, message)
+    Failure(code, e.detail())
 }
 
 impl MaapiSessions {
