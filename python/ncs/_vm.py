@@ -540,6 +540,17 @@ _pool_idle = 0
 _pool_work = None
 
 
+def _registered(kind, point, callback, what):
+    """The instance registered for ``point`` as ``kind`` and its ``callback`` method (None when
+    the class has none), with the calling thread given the application's context; or a
+    (None, None, message) when nothing is registered. ``what`` names the point in messages."""
+    reg = lookup(kind, point)
+    if reg is None:
+        return None, None, "no %s callback is registered for the %s %s" % (kind, what, point)
+    threading.current_thread().ncs_context = app_state(reg.app).ctx
+    return reg.instance, _callback_method(reg.instance, callback), None
+
+
 def dispatch(call_id, text):
     """Runs a call of the server on a thread of the pool and returns at once (called by the
     VM's reader thread, which must go on reading: the callback's own requests need it)."""
@@ -608,15 +619,12 @@ def _run_action(call):
     from . import CONFD_ERR, _params
 
     point = call["point"]
-    reg = lookup("action", point)
-    if reg is None:
-        return False, ("no action callback is registered for the actionpoint %s" % point)
-    instance = reg.instance
-    method = _callback_method(instance, "action")
+    instance, method, missing = _registered("action", point, "action", "actionpoint")
+    if missing is not None:
+        return False, missing
     if method is None:
         return False, ("%s (actionpoint %s) has no method decorated with @Action.action"
                        % (type(instance).__name__, point))
-    threading.current_thread().ncs_context = app_state(reg.app).ctx
     kp = call["kp"]
     params = call["params"]
     action_path = "%s/%s" % (kp, call["name"])
@@ -686,18 +694,15 @@ def _run_service(call):
 
     point = call["point"]
     phase = call["phase"]
-    reg = lookup("service", point)
-    if reg is None:
-        return False, "no service callback is registered for the servicepoint %s" % point
-    instance = reg.instance
-    method = _callback_method(instance, phase)
+    instance, method, missing = _registered("service", point, phase, "servicepoint")
+    if missing is not None:
+        return False, missing
     if method is None:
         if phase == "create":
             return False, ("%s (servicepoint %s) has no method decorated with @Service.create"
                            % (type(instance).__name__, point))
         # Pre and post modification are optional: the server need not ask again.
         return True, {"defined": False, "proplist": None}
-    threading.current_thread().ncs_context = app_state(reg.app).ctx
     kp = call["kp"]
     proplist = [tuple(p) for p in call.get("proplist") or []]
     trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ_WRITE)
@@ -724,7 +729,7 @@ def _run_service(call):
         _in_commit.active = False
     from . import CONFD_ERR, CONFD_OK
 
-    if result is None or result is CONFD_OK or (type(result) is int and result == CONFD_OK):
+    if result is None or (type(result) is int and result == CONFD_OK):
         return True, {"defined": True, "proplist": None}
     if type(result) is int and result == CONFD_ERR:
         return False, "cb_%s of %s (servicepoint %s) returned CONFD_ERR" % (phase, kp, point)
@@ -749,15 +754,13 @@ def _run_validation(call):
     from . import CONFD_ERR, maagic, maapi
 
     point = call["point"]
-    reg = lookup("validation", point)
-    if reg is None:
-        return False, "no validation callback is registered for the validation point %s" % point
-    instance = reg.instance
-    method = _callback_method(instance, "validate")
+    instance, method, missing = _registered("validation", point, "validate",
+                                            "validation point")
+    if missing is not None:
+        return False, missing
     if method is None:
         return False, ("%s (validation point %s) has no method decorated with "
                        "@ValidationPoint.validate" % (type(instance).__name__, point))
-    threading.current_thread().ncs_context = app_state(reg.app).ctx
     kp = call["kp"]
     trans = maapi.Transaction(maapi.Maapi(), th=call["th"], rw=_ncs.READ)
     tctx = TransCtx(call["th"], UserInfo(call.get("user", "system"), "system"))

@@ -61,15 +61,17 @@ impl OperationalStore {
 }
 
 impl Datastore {
-    /// Starts a write transaction on the operational datastore: it reads running with all
-    /// state data (`operational`: the server's own, as XML documents) and writes state nodes.
-    pub fn operational_write_transaction(
+    /// Starts a transaction on the operational datastore: it reads running with all state
+    /// data (`operational`: the server's own, as XML documents, as for `get`) and, when
+    /// `writable`, writes state nodes.
+    pub fn operational_transaction(
         &self,
         operational: &[String],
+        writable: bool,
     ) -> Result<Transaction, DatastoreError> {
         let base = self.running();
         let tree = self.with_state(&base, operational)?;
-        Ok(Transaction::on_operational(tree, base))
+        Ok(Transaction::on_operational(tree, base, writable))
     }
 
     /// Applies an operational transaction's changes to the stored operational data, leaving
@@ -79,6 +81,9 @@ impl Datastore {
         trans: &mut Transaction,
         skip: &[&str],
     ) -> Result<(), DatastoreError> {
+        if !trans.is_dirty() {
+            return Ok(());
+        }
         let _write = self
             .operational
             .write

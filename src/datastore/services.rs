@@ -186,6 +186,17 @@ struct InstanceChange {
     undeploy: bool,
 }
 
+impl InstanceChange {
+    /// The error that aborts the commit, for this instance.
+    fn error(&self, message: String) -> DatastoreError {
+        DatastoreError::Service {
+            path: self.path.clone(),
+            keypath: self.keypath.clone(),
+            message,
+        }
+    }
+}
+
 /// What an action asks of one instance in a commit of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Forced<'a> {
@@ -266,11 +277,6 @@ impl Phase<'_> {
         change: &InstanceChange,
         mut tree: DataTree<'static>,
     ) -> Result<DataTree<'static>, DatastoreError> {
-        let fail = |message: String| DatastoreError::Service {
-            path: change.path.clone(),
-            keypath: change.keypath.clone(),
-            message,
-        };
         let record = self.book.instance(&change.path).cloned();
         let mut proplist = record
             .as_ref()
@@ -289,74 +295,59 @@ impl Phase<'_> {
         let callbacks = match registered {
             Ok(()) => self.callbacks,
             Err(_) if change.operation == ServiceOperation::Delete => None,
-            Err(message) => return Err(fail(message)),
+            Err(message) => return Err(change.error(message)),
         };
         if let Some(callbacks) = callbacks {
-            let (t, _, returned) = self.call(
+            (tree, _) = self.call(
                 callbacks,
                 change,
                 ServicePhase::PreModification,
-                &proplist,
+                &mut proplist,
                 tree,
             )?;
-            tree = t;
-            proplist = returned.unwrap_or(proplist);
         }
         self.release(&mut tree, &change.path, &claims)?;
         self.book.set_instance(&change.path, None);
         let Some(callbacks) = callbacks else {
             return Ok(tree);
         };
-        let mut record = InstanceRecord {
-            point: change.point.clone(),
-            keypath: change.keypath.clone(),
-            claims: Vec::new(),
-            proplist,
-            undeployed: false,
-        };
+        let mut claims = Vec::new();
         if change.operation != ServiceOperation::Delete {
-            let (t, journal, returned) = self.call(
-                callbacks,
-                change,
-                ServicePhase::Create,
-                &record.proplist,
-                tree,
-            )?;
-            tree = t;
-            if let Some(returned) = returned {
-                record.proplist = returned;
-            }
-            record.claims = self.claim(&tree, &change.path, journal);
+            let journal;
+            (tree, journal) =
+                self.call(callbacks, change, ServicePhase::Create, &mut proplist, tree)?;
+            claims = self.claim(&tree, &change.path, journal);
         }
-        let (t, _, returned) = self.call(
+        (tree, _) = self.call(
             callbacks,
             change,
             ServicePhase::PostModification,
-            &record.proplist,
+            &mut proplist,
             tree,
         )?;
-        tree = t;
-        if let Some(returned) = returned {
-            record.proplist = returned;
-        }
-        if change.undeploy {
-            // The instance stays, with its proplist; re-deploy brings its writes back.
-            record.undeployed = true;
-            self.book.set_instance(&change.path, Some(record));
-        } else if change.operation != ServiceOperation::Delete {
+        // An un-deployed instance stays, with its proplist; re-deploy brings its writes back.
+        if change.undeploy || change.operation != ServiceOperation::Delete {
+            let record = InstanceRecord {
+                point: change.point.clone(),
+                keypath: change.keypath.clone(),
+                claims,
+                proplist,
+                undeployed: change.undeploy,
+            };
             self.book.set_instance(&change.path, Some(record));
         }
         Ok(tree)
     }
 
+    /// Runs one callback with the commit's tree; a proplist it returns replaces `proplist`.
     fn call(
         &self,
         callbacks: &Arc<dyn CommitCallbacks>,
         change: &InstanceChange,
         phase: ServicePhase,
-        proplist: &Proplist,
+        proplist: &mut Proplist,
         tree: DataTree<'static>,
-    ) -> Result<(DataTree<'static>, Journal, Option<Proplist>), DatastoreError> {
+    ) -> Result<(DataTree<'static>, Journal), DatastoreError> {
         let call = ServiceCall {
             point: &change.point,
             phase,
@@ -367,21 +358,17 @@ impl Phase<'_> {
         };
         let (trans, outcome) =
             callbacks.run_service(&call, Transaction::journaled(tree, &self.base));
-        let fail = |message: String| DatastoreError::Service {
-            path: change.path.clone(),
-            keypath: change.keypath.clone(),
-            message,
-        };
         let trans = trans.ok_or_else(|| {
-            fail(format!(
+            change.error(format!(
                 "the VM serving the servicepoint {} ended during {}",
                 change.point,
                 phase.as_str()
             ))
         })?;
-        let returned = outcome.map_err(fail)?;
-        let (tree, journal) = trans.into_journaled();
-        Ok((tree, journal, returned))
+        if let Some(returned) = outcome.map_err(|message| change.error(message))? {
+            *proplist = returned;
+        }
+        Ok(trans.into_journaled())
     }
 
     /// Takes back what `instance` wrote: each node it wrote loses it as an owner, and a node

@@ -79,25 +79,6 @@ impl Datastore {
         })
     }
 
-    /// Starts a read-only transaction on running together with `operational` data (XML
-    /// documents of state data, as for `get`).
-    pub fn operational_transaction(
-        &self,
-        operational: &[String],
-    ) -> Result<Transaction, DatastoreError> {
-        let base = self.running();
-        let tree = self.with_state(&base, operational)?;
-        Ok(Transaction {
-            tree,
-            base,
-            writable: false,
-            target: Target::Running,
-            changes: Vec::new(),
-            journal: None,
-            no_defaults: false,
-        })
-    }
-
     /// Commits a transaction's changes to running (validated, persisted, announced). The
     /// transaction stays usable, now based on the new running. Fails, changing nothing, when
     /// a NETCONF session holds the lock on running or the result does not validate.
@@ -241,15 +222,16 @@ impl Transaction {
         }
     }
 
-    /// A write transaction on the operational datastore (`tree`: running with state data).
+    /// A transaction on the operational datastore (`tree`: running with state data).
     pub(super) fn on_operational(
         tree: DataTree<'static>,
         base: Arc<DataTree<'static>>,
+        writable: bool,
     ) -> Transaction {
         Transaction {
             tree,
             base,
-            writable: true,
+            writable,
             target: Target::Operational,
             changes: Vec::new(),
             journal: None,

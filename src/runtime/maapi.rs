@@ -344,12 +344,9 @@ impl MaapiSessions {
                 let mut trans = match (parent, db, mode) {
                     (Some(parent), _, _) => self.trans(parent)?.trans.child(writable),
                     (None, Db::Running, _) => self.datastore.transaction(writable),
-                    (None, Db::Operational, Mode::Read) => self
+                    (None, Db::Operational, _) => self
                         .datastore
-                        .operational_transaction(&(self.operational)()),
-                    (None, Db::Operational, Mode::Write) => self
-                        .datastore
-                        .operational_write_transaction(&(self.operational)()),
+                        .operational_transaction(&(self.operational)(), writable),
                 }
                 .map_err(read)?;
                 trans.set_no_defaults(no_defaults);

@@ -191,6 +191,19 @@ fn vm() -> PyResult<&'static VmState> {
     state().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("not running in a pyvmd VM"))
 }
 
+/// A request of the Python API, from its JSON text.
+fn request_json(request: &str) -> PyResult<serde_json::Value> {
+    serde_json::from_str(request).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
+    })
+}
+
+/// A reply as the JSON text Python reads.
+fn reply_json(reply: &Reply) -> PyResult<String> {
+    serde_json::to_string(reply)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+}
+
 /// The native half of the VM, imported by `ncs._vm` and the embedded importer.
 #[pymodule]
 pub mod _pyvmd {
@@ -270,12 +283,8 @@ pub mod _pyvmd {
     #[pyfunction]
     fn request(py: Python<'_>, request: &str) -> PyResult<String> {
         let vm = vm()?;
-        let request: serde_json::Value = serde_json::from_str(request).map_err(|e| {
-            pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
-        })?;
-        let reply = py.detach(|| vm.request(request));
-        serde_json::to_string(&reply)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+        let request = request_json(request)?;
+        reply_json(&py.detach(|| vm.request(request)))
     }
 
     /// Sends a request without waiting for its reply; returns the id that [`claim_reply`]
@@ -283,9 +292,7 @@ pub mod _pyvmd {
     #[pyfunction]
     fn send_request(py: Python<'_>, request: &str) -> PyResult<u64> {
         let vm = vm()?;
-        let request: serde_json::Value = serde_json::from_str(request).map_err(|e| {
-            pyo3::exceptions::PyValueError::new_err(format!("a request must be JSON: {e}"))
-        })?;
+        let request = request_json(request)?;
         Ok(py.detach(|| vm.send_request(request)))
     }
 
@@ -293,9 +300,7 @@ pub mod _pyvmd {
     #[pyfunction]
     fn claim_reply(py: Python<'_>, id: u64) -> PyResult<String> {
         let vm = vm()?;
-        let reply = py.detach(|| vm.claim_reply(id));
-        serde_json::to_string(&reply)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+        reply_json(&py.detach(|| vm.claim_reply(id)))
     }
 
     /// Answers a call of the server ([`FromVm::CallResult`]): `reply` is the JSON of a

@@ -50,13 +50,7 @@ class TestPackageActions(RuntimeTestCase):
     def setUpClass(cls):
         super().setUpClass()
         # The VM registers its actionpoints at start.
-        cls.wait_registered(cls)
-
-    def wait_registered(self):
-        def registered():
-            status = self.m.get(filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml
-            return "demo-uptime (action)" in status
-        RuntimeTestCase.wait_for(self, "the demo-actions VM", registered)
+        cls.wait_registered(cls, "demo-uptime (action)")
 
     def call(self, xml):
         return parse(self.m.dispatch(to_ele(xml)).xml)
@@ -177,7 +171,7 @@ class TestSelfAssignWarning(RuntimeTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        TestPackageActions.wait_registered(cls)
+        cls.wait_registered(cls, "demo-uptime (action)")
         hosts = "".join("<host><name>%s</name></host>" % h for h in ("off", "log", "alarm"))
         cls.m.edit_config(target="running",
                           config='<config><tools xmlns="%s">%s</tools></config>' % (DA, hosts))

@@ -143,11 +143,7 @@ class TestOperationalData(RuntimeTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.wait_registered(cls)
-
-    def wait_registered(self):
-        RuntimeTestCase.wait_for(self, "the oper VM", lambda: "oper-tools (action)" in self.m.get(
-            filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml)
+        cls.wait_registered(cls, "oper-tools (action)")
 
     def run_tool(self, what, arg=""):
         reply = self.m.dispatch(to_ele(
@@ -189,7 +185,7 @@ class TestOperationalData(RuntimeTestCase):
         self.server.start()
         self.m = type(self).m = self.server.connect()
         self.assertEqual(self.state().findtext(".//op:counter", namespaces=NS), "7")
-        self.wait_registered()
+        self.wait_registered("oper-tools (action)")
 
     def test_state_under_configuration_goes_with_it(self):
         self.m.edit_config(target="running", config=(
@@ -256,7 +252,7 @@ class TestOperationalData(RuntimeTestCase):
         self.m = type(self).m = self.server.connect()
         alarm = self.alarms()[mo]
         self.assertEqual(alarm.findtext("al:alarm-handling/al:state", namespaces=NS), "ack")
-        self.wait_registered()
+        self.wait_registered("oper-tools (action)")
 
         # purge removes one alarm; purge-alarms those that match.
         self.assertTrue(self.alarm_action(mo, "<purge/>").ok)

@@ -160,6 +160,15 @@ class RuntimeTestCase(unittest.TestCase):
             time.sleep(0.2)
         self.fail("timed out waiting for %s" % what)
 
+    def wait_registered(self, *entries):
+        """Waits until every entry (``"<point> (<kind>)"``) shows in some VM's
+        ``/python-vm/status/current``: the VMs registered those points."""
+        def registered():
+            status = self.m.get(filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml
+            return all(entry in status for entry in entries)
+        RuntimeTestCase.wait_for(self, "the registration of %s" % ", ".join(entries),
+                                 registered)
+
     def start_status(self, vm):
         """{(package, component): (status, error-info)} of /python-vm/status/start[vm]."""
         doc = self.get('<python-vm xmlns="%s"><status><start><node-id>%s</node-id></start>'

@@ -151,6 +151,10 @@ def probe(name, value="v", mode=None, op=""):
     return '<probe xmlns="%s"%s><name>%s</name>%s</probe>' % (PR, attr, name, body)
 
 
+# The registrations the tests need before they commit instances.
+SERVICE_POINTS = ("vlan-service (service)", "probe-point (service)")
+
+
 class TestServices(RuntimeTestCase):
     @classmethod
     def write_packages(cls, root, tmp):
@@ -163,13 +167,7 @@ class TestServices(RuntimeTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.wait_registered(cls)
-
-    def wait_registered(self):
-        def registered():
-            status = self.m.get(filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml
-            return "vlan-service (service)" in status and "probe-point (service)" in status
-        RuntimeTestCase.wait_for(self, "the service VMs", registered)
+        cls.wait_registered(cls, *SERVICE_POINTS)
 
     def edit(self, inner, op="", target="running"):
         reply = self.m.edit_config(target=target, config=services(inner, op))
@@ -397,11 +395,7 @@ class TestValidationPoints(RuntimeTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        TestServices.wait_registered(cls)
-        RuntimeTestCase.wait_for(
-            cls, "the validation point",
-            lambda: "port-in-one-vlan (validation)" in cls.m.get(
-                filter=("subtree", '<python-vm xmlns="%s"/>' % NCS_NS)).xml)
+        cls.wait_registered(cls, *SERVICE_POINTS, "port-in-one-vlan (validation)")
 
     def test_a_rejecting_callback_fails_commit_and_validate(self):
         self.assertTrue(self.m.edit_config(target="running", config=services(
@@ -441,12 +435,12 @@ class TestServicesAcrossRestart(RuntimeTestCase):
         TestServices.write_packages(root, tmp)
 
     def test_kill_and_restart(self):
-        TestServices.wait_registered(self)
+        self.wait_registered(*SERVICE_POINTS)
         self.m.edit_config(target="running", config=services(probe("keep", "x")))
         self.server.kill9()
         self.server.start()
         self.m = type(self).m = self.server.connect()
-        TestServices.wait_registered(self)
+        self.wait_registered(*SERVICE_POINTS)
         self.m.edit_config(target="running", config=services(probe("keep", "y")))
         data = parse(self.m.get_config("running", filter=(
             "subtree", '<out xmlns="%s"/>' % PR)).xml)

@@ -38,6 +38,7 @@ struct PathNode {
 }
 
 /// NSO's actions on every service instance, which the datastore runs.
+#[derive(Clone)]
 enum ServiceAction {
     /// `re-deploy`, with or without `dry-run`.
     Redeploy { instance: String, dry_run: bool },
@@ -144,43 +145,24 @@ async fn run(call: &Call<'_>, parsed: &Parsed) -> Result<String, Vec<RpcError>> 
     outcome.map_err(|e| vec![action_error(parsed, e)])
 }
 
-/// Runs `re-deploy` or `get-modifications` of a service instance.
+/// Runs `re-deploy`, `un-deploy` or `get-modifications` of a service instance.
 async fn run_service_action(
     call: &Call<'_>,
     action: &ServiceAction,
 ) -> Result<String, Vec<RpcError>> {
     let datastore = std::sync::Arc::clone(&call.server.datastore);
-    let result = match action {
-        ServiceAction::Redeploy { instance, dry_run } => {
-            let (instance, dry_run) = (instance.clone(), *dry_run);
-            blocking(move || {
-                datastore
-                    .redeploy(&instance, dry_run)
-                    .map_err(RpcError::from_datastore)
-            })
-            .await?
+    let action = action.clone();
+    let result = blocking(move || {
+        match action {
+            ServiceAction::Redeploy { instance, dry_run } => datastore.redeploy(&instance, dry_run),
+            ServiceAction::Undeploy { instance } => datastore.undeploy(&instance).map(|()| None),
+            ServiceAction::GetModifications { instance } => {
+                datastore.service_modifications(&instance).map(Some)
+            }
         }
-        ServiceAction::Undeploy { instance } => {
-            let instance = instance.clone();
-            blocking(move || {
-                datastore
-                    .undeploy(&instance)
-                    .map(|()| None)
-                    .map_err(RpcError::from_datastore)
-            })
-            .await?
-        }
-        ServiceAction::GetModifications { instance } => {
-            let instance = instance.clone();
-            blocking(move || {
-                datastore
-                    .service_modifications(&instance)
-                    .map(Some)
-                    .map_err(RpcError::from_datastore)
-            })
-            .await?
-        }
-    };
+        .map_err(RpcError::from_datastore)
+    })
+    .await?;
     Ok(match result {
         None => String::new(),
         Some(xml) => format!(
