@@ -89,7 +89,7 @@ impl Index {
     /// Reads every record of `tree`.
     fn build(tree: &DataTree<'static>) -> Result<Index, DatastoreError> {
         let mut index = Index::default();
-        let Ok(entries) = tree.find_xpath(ENTRIES) else {
+        let Ok(entries) = super::find_xpath(tree, ENTRIES) else {
             return Ok(index);
         };
         for entry in entries {
@@ -200,9 +200,8 @@ impl Bookkeeping {
                 }
             }
         }
-        let empty = tree
-            .find_xpath(ENTRIES)
-            .map(|set| set.into_iter().next().is_none())
+        let empty = super::find_xpath(tree, ENTRIES)
+            .map(|set| set.is_empty())
             .unwrap_or(true);
         if empty && tree.find_path(TOP).is_ok() {
             tree.remove(TOP).map_err(|_| raw::last_error(ctx))?;

@@ -11,7 +11,7 @@
 //! positions, against a data tree) into a [`ResolvedPath`].
 
 use yang5::context::Context;
-use yang5::data::{Data, DataNodeRef, DataTree};
+use yang5::data::{DataNodeRef, DataTree};
 use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::DatastoreError;
@@ -442,7 +442,7 @@ fn module_prefixes(ctx: &Context, value: &str) -> String {
 /// The predicate selecting the n-th instance of `path` in `tree` (by its keys, its value, or
 /// for a keyless list its position).
 fn nth_instance(tree: &DataTree<'static>, path: &str, n: usize) -> Option<String> {
-    let instances = tree.find_xpath(path).ok()?;
+    let instances = super::find_xpath(tree, path).ok()?;
     let node = instances.into_iter().nth(n)?;
     let schema = node.schema();
     if schema.kind() == SchemaNodeKind::LeafList {

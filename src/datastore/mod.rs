@@ -42,7 +42,7 @@ pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use persist::{remove_stale_temp, write_atomically};
-pub use raw::{clear_errors, last_error};
+pub use raw::{clear_errors, find_xpath, last_error};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
 pub use xpath::XPathFilter;

@@ -218,7 +218,7 @@ impl Services {
         let mut changes = Vec::new();
         for sp in &self.points {
             let instances = |tree: &DataTree<'static>| -> BTreeMap<String, String> {
-                tree.find_xpath(&sp.data_path)
+                super::find_xpath(tree, &sp.data_path)
                     .map(|set| {
                         set.into_iter()
                             .map(|n| (n.path(), nso_keypath(&n)))

@@ -164,8 +164,7 @@ fn apply_change(
                 .map_err(|_| raw::last_error(ctx))?;
         }
         Change::Delete { path, must_exist } => {
-            let instances: Vec<String> = tree
-                .find_xpath(path)
+            let instances: Vec<String> = super::find_xpath(&*tree, path)
                 .map(|set| set.into_iter().map(|n| n.path()).collect())
                 .unwrap_or_default();
             if instances.is_empty() && *must_exist {
@@ -343,10 +342,7 @@ impl Transaction {
     }
 
     fn instances(&self, data_path: &str) -> Vec<yang5::data::DataNodeRef<'_>> {
-        self.tree
-            .find_xpath(data_path)
-            .map(|set| set.into_iter().collect())
-            .unwrap_or_default()
+        super::find_xpath(&self.tree, data_path).unwrap_or_default()
     }
 
     /// Reads a leaf (or all values of a leaf-list). A leaf that is not set but has a default

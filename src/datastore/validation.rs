@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use yang5::data::{Data, DataTree};
+use yang5::data::DataTree;
 use yang5::schema::{SchemaNodeKind, SchemaPathFormat};
 
 use super::callbacks::{CallbackKind, ValidationCall};
@@ -79,7 +79,7 @@ impl Datastore {
             .points
             .iter()
             .flat_map(|vp| {
-                tree.find_xpath(&vp.data_path)
+                super::find_xpath(&**tree, &vp.data_path)
                     .map(|set| {
                         set.into_iter()
                             .map(|node| Instance {

@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use quick_xml::escape::escape;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
-use yang5::data::{Data, DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags};
+use yang5::data::{DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags};
 
 use crate::datastore::Transaction;
 use crate::datastore::keypath::{path_steps, predicate_end};
@@ -549,8 +549,9 @@ impl AlarmList {
             )
             .ok()
             .and_then(|tree| {
-                tree.find_xpath(&format!("{ALARM_LIST_PATH}/alarm"))
+                crate::datastore::find_xpath(&tree, &format!("{ALARM_LIST_PATH}/alarm"))
                     .ok()?
+                    .into_iter()
                     .next()
                     .map(|n| n.path())
             })

@@ -54,7 +54,9 @@ impl PythonVmConfig {
             Some("off") => SelfAssignMode::Off,
             _ => SelfAssignMode::Alarm,
         };
-        if let Ok(entries) = tree.find_xpath(&format!("{ROOT}/logging/vm-levels")) {
+        if let Ok(entries) =
+            crate::datastore::find_xpath(tree, &format!("{ROOT}/logging/vm-levels"))
+        {
             for entry in entries {
                 let mut node_id = None;
                 let mut level = None;

@@ -1601,11 +1601,12 @@ mod tests {
             )
         };
         let tree = parse_state(state).expect("valid operational data");
-        let alarm = tree
-            .find_xpath("/tailf-ncs-alarms:alarms/alarm-list/alarm")
-            .expect("xpath")
-            .next()
-            .expect("one alarm");
+        let alarm =
+            crate::datastore::find_xpath(&tree, "/tailf-ncs-alarms:alarms/alarm-list/alarm")
+                .expect("xpath")
+                .into_iter()
+                .next()
+                .expect("one alarm");
         let managed_object = alarm
             .children()
             .find(|n| n.schema().name() == "managed-object")
