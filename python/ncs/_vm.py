@@ -554,11 +554,9 @@ def _registered(kind, point, callback, what):
 def dispatch(call_id, text):
     """Runs a call of the server on a thread of the pool and returns at once (called by the
     VM's reader thread, which must go on reading: the callback's own requests need it)."""
-    import json
     import queue
 
     global _pool_idle, _pool_work
-    call = json.loads(text)
     with _pool_lock:
         if _pool_work is None:
             _pool_work = queue.SimpleQueue()
@@ -566,36 +564,44 @@ def dispatch(call_id, text):
         if reuse:
             _pool_idle -= 1
     if reuse:
-        _pool_work.put((call_id, call))
+        _pool_work.put((call_id, text))
     else:
-        threading.Thread(target=_pool_worker, args=(call_id, call), daemon=True).start()
+        threading.Thread(target=_pool_worker, args=(call_id, text), daemon=True).start()
 
 
-def _pool_worker(call_id, call):
+def _pool_worker(call_id, text):
     global _pool_idle
-    thread = threading.current_thread()
     while True:
-        thread.name = "%s:%s" % (call.get("kind", "call"), call.get("point"))
-        _run_call(call_id, call)
+        reply = _run_call(call_id, text)
+        # Counted idle before the reply goes: the server's next call may come as soon as it
+        # has the reply, and must find this thread rather than start another.
         with _pool_lock:
-            if _pool_idle >= _POOL_MAX_IDLE:
-                return
-            _pool_idle += 1
-        call_id, call = _pool_work.get()
+            stay = _pool_idle < _POOL_MAX_IDLE
+            if stay:
+                _pool_idle += 1
+        _pyvmd.call_result(call_id, reply)
+        if not stay:
+            return
+        call_id, text = _pool_work.get()
 
 
-def _reply(call_id, ok, value=None, code=None, message=None):
+def _reply(ok, value=None, code=None, message=None):
     import json
 
     reply = {"ok": ok, "value": value}
     if not ok:
         reply["code"] = code
         reply["message"] = message
-    _pyvmd.call_result(call_id, json.dumps(reply))
+    return json.dumps(reply)
 
 
-def _run_call(call_id, call):
+def _run_call(call_id, text):
+    """Runs a call (JSON text); the text of its reply."""
+    import json
+
     try:
+        call = json.loads(text)
+        threading.current_thread().name = "%s:%s" % (call.get("kind", "call"), call.get("point"))
         if call.get("kind") == "action":
             ok, value = _run_action(call)
         elif call.get("kind") == "service":
@@ -604,13 +610,10 @@ def _run_call(call_id, call):
             ok, value = _run_validation(call)
         else:
             ok, value = False, "unknown call %r" % (call.get("kind"),)
+        return _reply(True, value) if ok else _reply(False, code="callback", message=value)
     except BaseException as exc:  # noqa: BLE001  (a bug of ours must still answer the call)
         _log.exception("call %s failed", call_id)
-        ok, value = False, _last_line(exc)
-    if ok:
-        _reply(call_id, True, value)
-    else:
-        _reply(call_id, False, code="callback", message=value)
+        return _reply(False, code="callback", message=_last_line(exc))
 
 
 def _run_action(call):

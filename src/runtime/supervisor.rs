@@ -938,20 +938,25 @@ impl VmProcess {
         drop(theirs);
         ours.set_nonblocking(true)?;
         let stream = tokio::net::UnixStream::from_std(ours)?;
-        let (mut reader, mut writer) = stream.into_split();
+        let (reader, mut writer) = stream.into_split();
         let (commands, mut outgoing) = mpsc::channel::<ToVm>(64);
         let (incoming, messages) = mpsc::channel::<FromVm>(64);
         tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
-                let Ok(body) = serde_json::to_vec(&message) else {
+                // The length first, filled in after the body: one write per message.
+                let mut frame = vec![0u8; 4];
+                if serde_json::to_writer(&mut frame, &message).is_err() {
                     continue;
-                };
-                let len = (body.len() as u32).to_be_bytes();
-                if writer.write_all(&len).await.is_err() || writer.write_all(&body).await.is_err() {
+                }
+                let len = ((frame.len() - 4) as u32).to_be_bytes();
+                frame[..4].copy_from_slice(&len);
+                if writer.write_all(&frame).await.is_err() {
                     break;
                 }
             }
         });
+        // Buffered: a message's length and body usually arrive in one read.
+        let mut reader = tokio::io::BufReader::new(reader);
         tokio::spawn(async move {
             loop {
                 let mut len = [0u8; 4];

@@ -441,11 +441,14 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
     let Some(state) = native::state() else {
         return;
     };
-    loop {
-        match read_message::<_, ToVm>(&mut reader) {
-            Ok(Some(ToVm::SetLogLevel { level })) => {
-                state.log.set_level(level);
-                Python::attach(|py| {
+    // One Python thread state for the whole loop, released while the thread waits for the
+    // socket: attaching afresh for each message would create and destroy a thread state (and
+    // its frame stack) every time.
+    Python::attach(|py| {
+        loop {
+            match py.detach(|| read_message::<_, ToVm>(&mut reader)) {
+                Ok(Some(ToVm::SetLogLevel { level })) => {
+                    state.log.set_level(level);
                     let set = py
                         .import("ncs._vm")
                         .and_then(|vm| vm.call_method1("set_log_level", (level.python_level(),)));
@@ -456,24 +459,20 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                             &format!("setting the log level: {e}"),
                         );
                     }
-                });
-            }
-            Ok(Some(ToVm::SetSelfAssign { mode })) => state.set_self_assign(mode),
-            Ok(Some(ToVm::Ping { id })) => {
-                // Answer only with the GIL in hand: what the server checks is that Python code
-                // can still run here.
-                Python::attach(|_| state.send(&FromVm::Pong { id }));
-            }
-            Ok(Some(ToVm::Stop)) => {
-                // The main thread tears down and exits; an end of stream from here on must not
-                // cut the teardown short (PDEATHSIG still kills the VM if the server dies).
-                let _ = stop.send(());
-                return;
-            }
-            Ok(Some(ToVm::Reply { id, reply })) => state.deliver(id, reply),
-            Ok(Some(ToVm::Call { id, call })) => {
-                // ncs._vm.dispatch only starts a thread for the call and returns.
-                Python::attach(|py| {
+                }
+                Ok(Some(ToVm::SetSelfAssign { mode })) => state.set_self_assign(mode),
+                // Answered with the GIL in hand: what the server checks is that Python code can
+                // still run here.
+                Ok(Some(ToVm::Ping { id })) => state.send(&FromVm::Pong { id }),
+                Ok(Some(ToVm::Stop)) => {
+                    // The main thread tears down and exits; an end of stream from here on must not
+                    // cut the teardown short (PDEATHSIG still kills the VM if the server dies).
+                    let _ = stop.send(());
+                    return;
+                }
+                Ok(Some(ToVm::Reply { id, reply })) => state.deliver(id, reply),
+                Ok(Some(ToVm::Call { id, call })) => {
+                    // ncs._vm.dispatch only hands the call to a thread of its pool and returns.
                     let dispatched = py
                         .import("ncs._vm")
                         .and_then(|vm| vm.call_method1("dispatch", (id, call.to_string())));
@@ -491,33 +490,33 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                             ),
                         });
                     }
-                });
-            }
-            Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. })) => {
-                state.log.write(
-                    vmlog::WARNING,
-                    MAIN_THREAD,
-                    "ignoring a second start message",
-                );
-            }
-            Ok(None) => {
-                state.log.write(
-                    vmlog::INFO,
-                    MAIN_THREAD,
-                    "The server closed the connection; exiting",
-                );
-                std::process::exit(EXIT_OK);
-            }
-            Err(e) => {
-                state.log.write(
-                    vmlog::ERROR,
-                    MAIN_THREAD,
-                    &format!("reading from the server: {e}; exiting"),
-                );
-                std::process::exit(EXIT_SETUP);
+                }
+                Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. })) => {
+                    state.log.write(
+                        vmlog::WARNING,
+                        MAIN_THREAD,
+                        "ignoring a second start message",
+                    );
+                }
+                Ok(None) => {
+                    state.log.write(
+                        vmlog::INFO,
+                        MAIN_THREAD,
+                        "The server closed the connection; exiting",
+                    );
+                    py.detach(|| std::process::exit(EXIT_OK));
+                }
+                Err(e) => {
+                    state.log.write(
+                        vmlog::ERROR,
+                        MAIN_THREAD,
+                        &format!("reading from the server: {e}; exiting"),
+                    );
+                    py.detach(|| std::process::exit(EXIT_SETUP));
+                }
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]

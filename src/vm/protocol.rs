@@ -313,11 +313,14 @@ pub enum FromVm {
 
 /// Writes one message.
 pub fn write_message<W: Write, M: Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {
-    let body = serde_json::to_vec(message)?;
-    let len = u32::try_from(body.len())
+    // The length goes first; it is filled in once the body is written, so that the message
+    // leaves in one write.
+    let mut frame = vec![0u8; 4];
+    serde_json::to_writer(&mut frame, message)?;
+    let len = u32::try_from(frame.len() - 4)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"))?;
-    out.write_all(&len.to_be_bytes())?;
-    out.write_all(&body)?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    out.write_all(&frame)?;
     out.flush()
 }
 
