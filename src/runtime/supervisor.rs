@@ -24,7 +24,7 @@ use super::packages::OperStatus;
 use crate::datastore::{Datastore, Transaction};
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, Reply, ThreadState, ToVm,
-    VmPackage, VmStart,
+    VmPackage, VmStart, encode_message,
 };
 
 /// What a VM runs: derived from the packages that share a vm-name.
@@ -943,13 +943,9 @@ impl VmProcess {
         let (incoming, messages) = mpsc::channel::<FromVm>(64);
         tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
-                // The length first, filled in after the body: one write per message.
-                let mut frame = vec![0u8; 4];
-                if serde_json::to_writer(&mut frame, &message).is_err() {
+                let Ok(frame) = encode_message(&message) else {
                     continue;
-                }
-                let len = ((frame.len() - 4) as u32).to_be_bytes();
-                frame[..4].copy_from_slice(&len);
+                };
                 if writer.write_all(&frame).await.is_err() {
                     break;
                 }

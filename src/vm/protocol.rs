@@ -311,16 +311,20 @@ pub enum FromVm {
     },
 }
 
-/// Writes one message.
-pub fn write_message<W: Write, M: Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {
-    // The length goes first; it is filled in once the body is written, so that the message
-    // leaves in one write.
+/// One message as it goes on the wire: its length (4 bytes, big-endian), then its JSON. Built
+/// in one buffer so that a message leaves in one write.
+pub fn encode_message<M: Serialize>(message: &M) -> std::io::Result<Vec<u8>> {
     let mut frame = vec![0u8; 4];
     serde_json::to_writer(&mut frame, message)?;
     let len = u32::try_from(frame.len() - 4)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"))?;
     frame[..4].copy_from_slice(&len.to_be_bytes());
-    out.write_all(&frame)?;
+    Ok(frame)
+}
+
+/// Writes one message.
+pub fn write_message<W: Write, M: Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {
+    out.write_all(&encode_message(message)?)?;
     out.flush()
 }
 
