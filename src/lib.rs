@@ -9,6 +9,7 @@ pub mod client;
 pub mod datastore;
 pub mod logging;
 pub mod netconf;
+pub mod notify;
 pub mod runtime;
 pub mod server;
 pub mod ssh;

@@ -119,6 +119,16 @@ struct ServeArgs {
     /// commit that waits for a service callback fails).
     #[arg(long, default_value_t = 240)]
     vm_action_timeout: u64,
+    /// The most each stream's replay log keeps on disk, in MiB (the oldest events go first).
+    #[arg(long, default_value_t = 64)]
+    replay_max_mib: u64,
+    /// Days of events each stream's replay log keeps.
+    #[arg(long, default_value_t = 7)]
+    replay_max_days: u64,
+    /// Notifications that may wait for one subscriber; a subscriber that falls further behind
+    /// loses its session (and resubscribes with a replay).
+    #[arg(long, default_value_t = 10_000)]
+    notification_queue: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,6 +177,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         vm_heartbeat: Duration::from_secs(args.vm_heartbeat.max(1)),
         vm_upgrade_timeout: Duration::from_secs(args.vm_upgrade_timeout.max(1)),
         vm_action_timeout: Duration::from_secs(args.vm_action_timeout.max(1)),
+        replay_limits: pyvmd::notify::ReplayLimits {
+            max_bytes: args.replay_max_mib.max(1) << 20,
+            max_age: Duration::from_secs(args.replay_max_days.max(1) * 24 * 3600),
+        },
+        notification_queue: args.notification_queue.max(1),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

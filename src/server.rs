@@ -13,7 +13,8 @@ use tracing::{info, warn};
 use crate::datastore::Datastore;
 use crate::netconf::capabilities::MODULE_FEATURES;
 use crate::netconf::{NetconfServer, session};
-use crate::runtime::{Runtime, SchemaSource, SupervisorOptions, packages};
+use crate::notify::{Notifier, NotifyOptions, ReplayLimits};
+use crate::runtime::{Runtime, Schema, SchemaSource, SupervisorOptions, packages};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
 use crate::state_lock::StateLock;
 use crate::yang::{YangContext, builtin};
@@ -49,6 +50,10 @@ pub struct ServeOptions {
     pub vm_upgrade_timeout: Duration,
     /// How long an action callback may run.
     pub vm_action_timeout: Duration,
+    /// How much each stream's replay log keeps.
+    pub replay_limits: ReplayLimits,
+    /// How many notifications may wait for a subscriber before it is cut off.
+    pub notification_queue: usize,
 }
 
 /// Runs the server until a termination signal arrives.
@@ -92,6 +97,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             )
         })?;
     let datastore = Arc::new(datastore);
+    let notify_dir = options.state_dir.join("notifications");
+    let notifier = Notifier::open(NotifyOptions {
+        dir: Some(notify_dir.clone()),
+        limits: options.replay_limits,
+        queue_depth: options.notification_queue,
+    })
+    .with_context(|| format!("opening the replay logs in {}", notify_dir.display()))?;
+    let notifier = Arc::new(notifier);
     let runtime = Runtime::start(
         SupervisorOptions {
             exe: std::env::current_exe().context("finding the pyvmd executable")?,
@@ -106,19 +119,32 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         packages,
         &options.state_dir,
         Arc::clone(&datastore),
-        Arc::new(yang),
-        SchemaSource {
-            dir: yang_dir.path().to_path_buf(),
-            features: MODULE_FEATURES,
+        Schema {
+            yang: Arc::new(yang),
+            source: SchemaSource {
+                dir: yang_dir.path().to_path_buf(),
+                features: MODULE_FEATURES,
+            },
         },
+        Arc::clone(&notifier),
     )
     .await;
     let netconf = Arc::new(NetconfServer::new(
         datastore,
         Arc::clone(&runtime),
+        Arc::clone(&notifier),
         options.max_message_size,
         options.hello_timeout,
     ));
+    // A reload that changes the modules changes the capabilities: a
+    // netconf-capability-change event, and new sessions get the new hello.
+    let mut schema = runtime.follow_yang();
+    let served = Arc::clone(&netconf);
+    tokio::spawn(async move {
+        while schema.changed().await.is_ok() {
+            served.schema();
+        }
+    });
     let starter: SubsystemStarter = Arc::new(move |io, peer| {
         tokio::spawn(session::run(io, peer, Arc::clone(&netconf)));
     });
@@ -137,6 +163,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             info!(signal, "shutting down");
             // Committed data is already on disk; the VMs get to run their teardown.
             runtime.shutdown().await;
+            notifier.sync();
             Ok(())
         }
     }

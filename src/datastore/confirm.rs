@@ -13,6 +13,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 use yang5::data::DataTree;
 
+use super::changes::{ConfirmEvent, ConfirmedCommit};
 use super::locks::SessionId;
 use super::store::Txn;
 use super::{Datastore, DatastoreError, DatastoreName};
@@ -105,7 +106,7 @@ impl Datastore {
         if let Some(tree) = candidate
             && let Err(e) = self
                 .prepare_commit(&before, tree)
-                .and_then(|tree| self.commit_running(tree))
+                .and_then(|tree| self.commit_running(tree, session))
         {
             if starts_series {
                 self.forget_rollback_point();
@@ -128,6 +129,21 @@ impl Datastore {
         });
         if timer.is_none() && txn.confirmed.take().is_some() {
             self.forget_rollback_point();
+            self.report_confirmed(ConfirmedCommit {
+                event: ConfirmEvent::Complete,
+                session: Some(session),
+                timeout: None,
+            });
+        }
+        if let Some(timer) = &timer {
+            self.report_confirmed(ConfirmedCommit {
+                event: match starts_series {
+                    true => ConfirmEvent::Start,
+                    false => ConfirmEvent::Extend,
+                },
+                session: Some(session),
+                timeout: Some(timer.timeout),
+            });
         }
         self.reset_candidate(&mut txn);
         Ok(timer)
@@ -154,7 +170,7 @@ impl Datastore {
             .ok_or(DatastoreError::NoPendingCommit)?;
         check_confirmer(pending, session, persist_id)?;
         self.check_unlocked(DatastoreName::Running, session)?;
-        self.roll_back(&mut txn)
+        self.roll_back(&mut txn, ConfirmEvent::Cancel, Some(session))
     }
 
     /// The confirm-timeout of confirmed commit `generation` passed: rolls it back if it is
@@ -172,7 +188,7 @@ impl Datastore {
             generation,
             "confirm-timeout passed: rolling back the confirmed commit"
         );
-        self.roll_back(&mut txn)?;
+        self.roll_back(&mut txn, ConfirmEvent::Timeout, None)?;
         Ok(true)
     }
 
@@ -197,7 +213,7 @@ impl Datastore {
             .as_ref()
             .is_some_and(|p| p.owner == session && p.persist.is_none())
         {
-            match self.roll_back(&mut txn) {
+            match self.roll_back(&mut txn, ConfirmEvent::Cancel, Some(session)) {
                 Ok(()) => cleanup.rolled_back = true,
                 Err(e) => warn!(session, error = %e, "rolling back a confirmed commit failed"),
             }
@@ -214,17 +230,28 @@ impl Datastore {
     }
 
     /// Restores running to the rollback point of the pending confirmed commit, and resets the
-    /// candidate to it.
-    fn roll_back(&self, txn: &mut Txn) -> Result<(), DatastoreError> {
+    /// candidate to it; `event` and `session` say why and whose doing it is (`None`: the
+    /// server's, on timeout).
+    fn roll_back(
+        &self,
+        txn: &mut Txn,
+        event: ConfirmEvent,
+        session: Option<SessionId>,
+    ) -> Result<(), DatastoreError> {
         let Some(pending) = txn.confirmed.take() else {
             return Ok(());
         };
-        if let Err(e) = self.commit_running(Arc::clone(&pending.rollback)) {
+        if let Err(e) = self.commit_running(Arc::clone(&pending.rollback), session.unwrap_or(0)) {
             txn.confirmed = Some(pending);
             return Err(e);
         }
         self.forget_rollback_point();
         self.reset_candidate(txn);
+        self.report_confirmed(ConfirmedCommit {
+            event,
+            session,
+            timeout: None,
+        });
         Ok(())
     }
 

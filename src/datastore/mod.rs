@@ -12,6 +12,7 @@
 
 mod bookkeeping;
 mod callbacks;
+pub mod changes;
 mod confirm;
 mod edit;
 mod error;
@@ -41,7 +42,7 @@ pub use error::{DatastoreError, ValidationIssue, ValidationKind};
 pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
-pub use persist::{remove_stale_temp, write_atomically};
+pub use persist::{remove_stale_temp, sync_dir, write_atomically};
 pub use raw::{clear_errors, find_xpath, last_error};
 pub use store::{DatastoreName, Source};
 pub use transaction::{ElemValue, Transaction};
@@ -146,6 +147,8 @@ pub struct Datastore {
     bookkeeping: bookkeeping::IndexCache,
     /// The runtime that runs their callbacks in every commit; set once it runs.
     callbacks: std::sync::OnceLock<Arc<dyn CommitCallbacks>>,
+    /// Told of every committed change (the event streams).
+    listener: std::sync::OnceLock<Arc<dyn changes::ChangeListener>>,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -208,6 +211,7 @@ impl Datastore {
             validation: RwLock::new(Arc::new(validation::ValidationPoints::new(ctx))),
             bookkeeping: bookkeeping::IndexCache::default(),
             callbacks: std::sync::OnceLock::new(),
+            listener: std::sync::OnceLock::new(),
         })
     }
 
@@ -236,6 +240,41 @@ impl Datastore {
         let _ = self.callbacks.set(callbacks);
     }
 
+    /// Plugs in what is told of every committed change, from then on.
+    pub fn set_change_listener(&self, listener: Arc<dyn changes::ChangeListener>) {
+        let _ = self.listener.set(listener);
+    }
+
+    /// Tells the listener what a change of `datastore` by `session` changed. Called with the
+    /// commit lock held, after the change is on disk.
+    fn report_change(
+        &self,
+        datastore: DatastoreName,
+        session: locks::SessionId,
+        old: Option<&DataTree<'static>>,
+        new: Option<&DataTree<'static>>,
+    ) {
+        let Some(listener) = self.listener.get() else {
+            return;
+        };
+        match changes::changed_nodes(old, new, self.ctx()) {
+            Ok(edits) if edits.is_empty() => {}
+            Ok(edits) => listener.config_changed(changes::ConfigChange {
+                datastore,
+                session,
+                edits,
+            }),
+            Err(e) => tracing::warn!(error = %e, "cannot compute what a commit changed"),
+        }
+    }
+
+    /// Tells the listener about a confirmed commit.
+    fn report_confirmed(&self, event: changes::ConfirmedCommit) {
+        if let Some(listener) = self.listener.get() {
+            listener.confirmed_commit(event);
+        }
+    }
+
     /// What package code does in a commit of running, between the edit (validated, in `new`)
     /// and the commit: the services phase, then the validation points. Gives the tree to
     /// commit. The caller holds the commit lock.
@@ -250,11 +289,17 @@ impl Datastore {
     }
 
     /// Makes a validated tree the running configuration: on disk first, then in memory, then
-    /// announced to subscribers. The caller holds the commit lock.
-    fn commit_running(&self, tree: Arc<DataTree<'static>>) -> Result<(), DatastoreError> {
+    /// announced to subscribers and the change listener. `session` made the change (0: the
+    /// server). The caller holds the commit lock.
+    fn commit_running(
+        &self,
+        tree: Arc<DataTree<'static>>,
+        session: locks::SessionId,
+    ) -> Result<(), DatastoreError> {
         persist::write_atomically(&self.file, print_stored(&tree)?.as_bytes())?;
         self.bookkeeping.committed(&tree);
-        self.running.send_replace(tree);
+        let old = self.running.send_replace(Arc::clone(&tree));
+        self.report_change(DatastoreName::Running, session, Some(&old), Some(&tree));
         Ok(())
     }
 

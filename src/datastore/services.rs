@@ -508,7 +508,7 @@ impl Datastore {
         let (old, new) = self.run_forced(path, Forced::Redeploy(path))?;
         if !dry_run {
             self.check_validation_points(&new)?;
-            self.commit_running(new)?;
+            self.commit_running(new, 0)?;
             return Ok(None);
         }
         raw::clear_errors(self.ctx());
@@ -525,7 +525,7 @@ impl Datastore {
         let _txn = self.txn();
         let (_, new) = self.run_forced(path, Forced::Undeploy(path))?;
         self.check_validation_points(&new)?;
-        self.commit_running(new)
+        self.commit_running(new, 0)
     }
 
     /// The services phase of an action on the instance at `path` (the caller holds the commit

@@ -234,7 +234,8 @@ impl Datastore {
             Err(e) => return Err(e.into()),
         }
         persist::sync_dir(&self.startup_file)?;
-        *self.startup_slot_mut() = None;
+        let old = self.startup_slot_mut().take();
+        self.report_change(DatastoreName::Startup, session, old.as_deref(), None);
         Ok(())
     }
 
@@ -315,7 +316,7 @@ impl Datastore {
         match target {
             DatastoreName::Running => {
                 let tree = self.prepare_commit(&self.running(), Arc::new(tree))?;
-                self.commit_running(tree)
+                self.commit_running(tree, session)
             }
             DatastoreName::Candidate => {
                 *self.candidate_slot_mut() = Some(Arc::new(tree));
@@ -324,7 +325,9 @@ impl Datastore {
             }
             DatastoreName::Startup => {
                 persist::write_atomically(&self.startup_file, print_stored(&tree)?.as_bytes())?;
-                *self.startup_slot_mut() = Some(Arc::new(tree));
+                let tree = Arc::new(tree);
+                let old = self.startup_slot_mut().replace(Arc::clone(&tree));
+                self.report_change(DatastoreName::Startup, session, old.as_deref(), Some(&tree));
                 Ok(())
             }
         }

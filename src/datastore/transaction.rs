@@ -126,7 +126,7 @@ impl Datastore {
             false => Arc::new(tree),
         };
         let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
-        self.commit_running(tree)?;
+        self.commit_running(tree, 0)?;
         trans.tree = committed;
         trans.base = self.running();
         trans.changes.clear();

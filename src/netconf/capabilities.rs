@@ -21,6 +21,8 @@ pub fn protocol_capabilities() -> Vec<String> {
         "urn:ietf:params:netconf:capability:validate:1.1",
         "urn:ietf:params:netconf:capability:startup:1.0",
         "urn:ietf:params:netconf:capability:xpath:1.0",
+        "urn:ietf:params:netconf:capability:notification:1.0",
+        "urn:ietf:params:netconf:capability:interleave:1.0",
         "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
         // NSO's <action> form, beside YANG 1.1 actions.
         "http://tail-f.com/ns/netconf/actions/1.0",

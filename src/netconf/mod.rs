@@ -3,18 +3,21 @@
 
 pub mod capabilities;
 pub mod error;
+pub mod events;
 pub mod framing;
 pub mod library;
 mod ops;
 pub mod rpc;
 pub mod session;
 pub mod sessions;
+pub mod subscription;
 pub mod xml;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::datastore::Datastore;
+use crate::notify::Notifier;
 use sessions::Sessions;
 
 /// State shared by all NETCONF sessions.
@@ -24,7 +27,11 @@ pub struct NetconfServer {
     /// The Python VM runtime: operational data and actions.
     pub runtime: Arc<crate::runtime::Runtime>,
     /// Live sessions.
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
+    /// The event streams.
+    pub notifier: Arc<Notifier>,
+    /// The RFC 6470 events of the `NETCONF` stream.
+    pub events: Arc<events::BaseEvents>,
     /// The largest message a client may send, in bytes.
     pub max_message_size: usize,
     /// How long a client has to send its `<hello>`.
@@ -58,18 +65,28 @@ impl ServedSchema {
 }
 
 impl NetconfServer {
-    /// A server over `datastore` and `runtime`.
+    /// A server over `datastore` and `runtime`, publishing on `notifier`'s streams. From now
+    /// on every configuration change is a `netconf-config-change` event.
     pub fn new(
         datastore: Arc<Datastore>,
         runtime: Arc<crate::runtime::Runtime>,
+        notifier: Arc<Notifier>,
         max_message_size: usize,
         hello_timeout: Duration,
     ) -> NetconfServer {
         let served = ServedSchema::new(runtime.yang());
+        let sessions = Arc::new(Sessions::default());
+        let events = Arc::new(events::BaseEvents::new(
+            Arc::clone(&notifier),
+            Arc::clone(&sessions),
+        ));
+        datastore.set_change_listener(Arc::clone(&events) as _);
         NetconfServer {
             datastore,
             runtime,
-            sessions: sessions::Sessions::default(),
+            sessions,
+            notifier,
+            events,
             max_message_size,
             hello_timeout,
             served: std::sync::RwLock::new(Arc::new(served)),
@@ -87,7 +104,12 @@ impl NetconfServer {
             }
         }
         let fresh = Arc::new(ServedSchema::new(yang));
-        *self.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+        let old = std::mem::replace(
+            &mut *self.served.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&fresh),
+        );
+        self.events
+            .capability_change(&old.capabilities, &fresh.capabilities);
         fresh
     }
 }

@@ -10,9 +10,11 @@ use tracing::{debug, info, warn};
 
 use crate::netconf::capabilities::{parse_client_hello, server_hello};
 use crate::netconf::error::{ErrorTag, ErrorType, RpcError};
+use crate::netconf::events::Termination;
 use crate::netconf::framing::{FrameDecoder, FrameError, Framing, encode};
 use crate::netconf::rpc::{self, Outcome};
 use crate::netconf::sessions::Counters;
+use crate::netconf::subscription::{SessionSubscription, Sink};
 use crate::netconf::{NetconfServer, xml};
 use crate::ssh::{NetconfIo, Output, Peer};
 use std::sync::atomic::Ordering;
@@ -27,6 +29,8 @@ pub struct SessionState {
     pub base_1_1: bool,
     /// The session's monitoring counters.
     pub counters: Arc<Counters>,
+    /// Its event subscription (`create-subscription`).
+    pub subscription: SessionSubscription,
 }
 
 /// Runs a session to its end. Spawned once per `netconf` subsystem channel.
@@ -37,24 +41,41 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         .addr
         .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
     info!("session {id} started: user {} from {from}", peer.user);
+    let info = server.sessions.get(id);
     let mut conn = Connection {
         input: io.input,
         output: io.output,
         decoder: FrameDecoder::new(server.max_message_size),
         killed: registration.killed,
+        subscription: None,
     };
     let mut state = SessionState {
         id,
         user: peer.user.clone(),
         base_1_1: false,
         counters: Arc::clone(&registration.counters),
+        subscription: SessionSubscription::default(),
     };
     let reason = conn.serve(&mut state, &server).await;
+    if let Some(task) = conn.subscription.take() {
+        task.abort();
+    }
     info!("session {id} ended: {reason}");
     let stats = &server.sessions.stats;
-    match reason {
-        "closed by client" => {}
-        "no hello in time" | "bad hello" | "bad framing before hello" => {
+    let termination = match reason {
+        "closed by client" => Termination::Closed,
+        "no hello in time" => Termination::Timeout,
+        "bad hello" | "bad framing before hello" => Termination::BadHello,
+        "killed" => match *conn.killed.borrow() {
+            Some(by) if by != 0 => Termination::Killed(by),
+            _ => Termination::Other,
+        },
+        "client disconnected" | "client gone" => Termination::Dropped,
+        _ => Termination::Other,
+    };
+    match termination {
+        Termination::Closed => {}
+        Termination::Timeout | Termination::BadHello => {
             stats.in_bad_hellos.fetch_add(1, Ordering::Relaxed);
         }
         _ => {
@@ -77,6 +98,9 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         Ok(_) => {}
         Err(e) => warn!(session = id, error = %e, "cleaning up after the session failed"),
     }
+    if let Some(info) = &info {
+        server.events.session_end(info, termination);
+    }
     server.sessions.unregister(id);
     let _ = conn.output.send(Output::Close).await;
 }
@@ -85,7 +109,9 @@ struct Connection {
     input: mpsc::Receiver<Vec<u8>>,
     output: mpsc::Sender<Output>,
     decoder: FrameDecoder,
-    killed: tokio::sync::watch::Receiver<bool>,
+    killed: tokio::sync::watch::Receiver<Option<u32>>,
+    /// The task that sends the session's notifications, while it has a subscription.
+    subscription: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What reading the next message gave.
@@ -96,7 +122,11 @@ enum Next {
 }
 
 impl Connection {
-    async fn serve(&mut self, state: &mut SessionState, server: &NetconfServer) -> &'static str {
+    async fn serve(
+        &mut self,
+        state: &mut SessionState,
+        server: &Arc<NetconfServer>,
+    ) -> &'static str {
         let hello = server_hello(&server.schema().capabilities, state.id);
         if self.send(hello.as_bytes()).await.is_err() {
             return "client gone";
@@ -124,6 +154,9 @@ impl Connection {
                 warn!(session = state.id, error = %e, "bad hello");
                 return "bad hello";
             }
+        }
+        if let Some(info) = server.sessions.get(state.id) {
+            server.events.session_start(&info);
         }
         loop {
             let message = match self.next().await {
@@ -157,6 +190,18 @@ impl Connection {
             }
             if close {
                 return "closed by client";
+            }
+            // A subscription starts only now that its <ok/> is queued: nothing it sends can
+            // overtake the reply.
+            let sink = || Sink {
+                output: self.output.clone(),
+                framing: self.decoder.framing(),
+                session_id: state.id,
+                counters: Arc::clone(&state.counters),
+                server: Arc::clone(server),
+            };
+            if let Some(task) = state.subscription.start(sink) {
+                self.subscription = Some(task);
             }
         }
     }

@@ -95,7 +95,7 @@ pub enum Count {
 
 struct Entry {
     info: SessionInfo,
-    kill: watch::Sender<bool>,
+    kill: watch::Sender<Option<u32>>,
 }
 
 /// All live sessions.
@@ -111,8 +111,8 @@ pub struct Sessions {
 pub struct Registration {
     /// The new session's id.
     pub id: u32,
-    /// Changes to `true` when another session kills this one.
-    pub killed: watch::Receiver<bool>,
+    /// Becomes the id of the session that killed this one (0: the server).
+    pub killed: watch::Receiver<Option<u32>>,
     /// The session's counters.
     pub counters: Arc<Counters>,
 }
@@ -121,7 +121,7 @@ impl Sessions {
     /// Allocates a session-id and records the session.
     pub fn register(&self, user: &str, addr: Option<SocketAddr>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (kill, killed) = watch::channel(false);
+        let (kill, killed) = watch::channel(None);
         let counters = Arc::new(Counters::default());
         let info = SessionInfo {
             id,
@@ -151,15 +151,21 @@ impl Sessions {
         self.table().remove(&id);
     }
 
-    /// Asks session `id` to end; false if there is no such session.
-    pub fn kill(&self, id: u32) -> bool {
+    /// Asks session `id` to end on behalf of session `by` (0: the server); false if there is
+    /// no such session.
+    pub fn kill(&self, id: u32, by: u32) -> bool {
         match self.table().get(&id) {
             Some(entry) => {
-                let _ = entry.kill.send(true);
+                let _ = entry.kill.send(Some(by));
                 true
             }
             None => false,
         }
+    }
+
+    /// What the server knows about session `id`, if it is live.
+    pub fn get(&self, id: u32) -> Option<SessionInfo> {
+        self.table().get(&id).map(|e| e.info.clone())
     }
 
     /// A snapshot of the live sessions, by id.
@@ -185,11 +191,13 @@ mod tests {
         let mut b = sessions.register("admin", None);
         assert_ne!(a.id, b.id);
         assert!(a.id > 0);
-        assert!(sessions.kill(b.id));
+        assert!(sessions.kill(b.id, a.id));
         assert!(b.killed.has_changed().unwrap());
-        assert!(*b.killed.borrow_and_update());
+        assert_eq!(*b.killed.borrow_and_update(), Some(a.id));
+        assert_eq!(sessions.get(a.id).unwrap().user, "admin");
         sessions.unregister(b.id);
-        assert!(!sessions.kill(b.id));
+        assert!(!sessions.kill(b.id, a.id));
+        assert!(sessions.get(b.id).is_none());
         assert_eq!(sessions.list().len(), 1);
     }
 }

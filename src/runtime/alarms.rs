@@ -6,13 +6,12 @@
 //! adds a status change instead of a second alarm; clearing keeps it in the list with
 //! `is-cleared` true, as NSO does. Operators acknowledge alarms (`handle-alarm`) and remove
 //! them (`purge`, `purge-alarms`). The list is saved in the state directory after every change,
-//! so alarms survive a restart; every new, changed and cleared alarm is also kept as an
-//! `alarm-notification` record (the last [`MAX_NOTIFICATIONS`]) for the notification streams.
+//! so alarms survive a restart; every new, changed and cleared alarm is also published as an
+//! `alarm-notification` on the `ncs-alarms` stream.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use quick_xml::escape::escape;
@@ -21,7 +20,9 @@ use tracing::warn;
 use yang5::data::{DataFormat, DataNodeRef, DataParserFlags, DataTree, DataValidationFlags};
 
 use crate::datastore::Transaction;
+use crate::datastore::changes::{InstancePath, quote_xpath};
 use crate::datastore::keypath::{path_steps, predicate_end};
+use crate::notify::{ALARMS_STREAM, Notifier};
 
 /// The namespace of `tailf-ncs-alarms`.
 const NS_ALARMS: &str = "http://tail-f.com/ns/ncs-alarms";
@@ -130,26 +131,7 @@ impl ManagedObject {
     /// The instance-identifier of a data node, every name qualified by its module's name
     /// (`/demo:tools/demo:host[demo:name='h1']`).
     pub fn of_data_node(node: &DataNodeRef<'_>) -> ManagedObject {
-        let mut path = String::new();
-        let mut prefixes: Vec<(String, String)> = Vec::new();
-        let nodes: Vec<_> = node.inclusive_ancestors().collect();
-        for n in nodes.iter().rev() {
-            let schema = n.schema();
-            let module = schema.module();
-            let prefix = module.name().to_owned();
-            if !prefixes.iter().any(|(p, _)| *p == prefix) {
-                prefixes.push((prefix.clone(), module.namespace().to_owned()));
-            }
-            path.push_str(&format!("/{prefix}:{}", schema.name()));
-            for key in n.list_keys() {
-                let value = key.value_canonical().unwrap_or_default();
-                path.push_str(&format!(
-                    "[{prefix}:{}={}]",
-                    key.schema().name(),
-                    quote_xpath(&value)
-                ));
-            }
-        }
+        let InstancePath { path, prefixes } = InstancePath::of(node);
         ManagedObject { path, prefixes }
     }
 
@@ -209,15 +191,6 @@ impl ManagedObject {
             path: format!("/ncs:packages/ncs:package[ncs:name={}]", quote_xpath(name)),
             prefixes: vec![("ncs".into(), "http://tail-f.com/ns/ncs".into())],
         }
-    }
-}
-
-/// Quotes a string for an XPath predicate.
-fn quote_xpath(value: &str) -> String {
-    if value.contains('\'') {
-        format!("\"{value}\"")
-    } else {
-        format!("'{value}'")
     }
 }
 
@@ -345,23 +318,12 @@ fn managed_object_xml(object: &ManagedObject) -> String {
     )
 }
 
-/// An `alarm-notification` record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AlarmNotification {
-    /// When it happened.
-    pub time: DateTime<Utc>,
-    /// The content of `<alarm-notification>` (without the element itself), as XML.
-    pub xml: String,
-}
-
 #[derive(Default, Serialize, Deserialize)]
 struct State {
     alarms: Vec<Alarm>,
     last_changed: Option<DateTime<Utc>>,
     #[serde(skip)]
     filter_level: Option<Severity>,
-    #[serde(default)]
-    notifications: VecDeque<AlarmNotification>,
 }
 
 /// The alarm list.
@@ -372,12 +334,12 @@ pub struct AlarmList {
     file: Option<PathBuf>,
     /// The schema, to read alarms written by packages and to find alarms by data path.
     ctx: Option<&'static yang5::context::Context>,
+    /// Where each `alarm-notification` goes (the `ncs-alarms` stream).
+    notifier: Option<Arc<Notifier>>,
 }
 
 /// Status changes kept per alarm; older ones are dropped.
 const MAX_HISTORY: usize = 100;
-/// `alarm-notification` records kept.
-pub const MAX_NOTIFICATIONS: usize = 1000;
 
 /// Which alarms `purge-alarms` removes.
 #[derive(Debug, Clone, Default)]
@@ -392,8 +354,13 @@ pub struct PurgeFilter {
 
 impl AlarmList {
     /// The alarm list saved in `state_dir` (`alarms.json`), or an empty one; `ctx` is the
-    /// schema.
-    pub fn open(ctx: &'static yang5::context::Context, state_dir: &Path) -> AlarmList {
+    /// schema. Every change is published as an `alarm-notification` on `notifier`'s
+    /// `ncs-alarms` stream.
+    pub fn open(
+        ctx: &'static yang5::context::Context,
+        state_dir: &Path,
+        notifier: Arc<Notifier>,
+    ) -> AlarmList {
         let file = state_dir.join("alarms.json");
         crate::datastore::remove_stale_temp(&file);
         let state = match std::fs::read(&file) {
@@ -407,6 +374,7 @@ impl AlarmList {
             state: Mutex::new(state),
             file: Some(file),
             ctx: Some(ctx),
+            notifier: Some(notifier),
         }
     }
 
@@ -506,12 +474,17 @@ impl AlarmList {
             }
         };
         state.last_changed = Some(now);
+        self.save(state);
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
         let xml = format!(
-            "<alarm-class>{class}</alarm-class><device>{}</device>{}{}\
+            "<alarm-notification xmlns=\"{NS_ALARMS}\"><alarm-class>{class}</alarm-class><device>{}</device>{}{}\
              <specific-problem>{}</specific-problem><event-type>other</event-type>\
              <has-clear>true</has-clear><kind-of-alarm>unknown</kind-of-alarm>\
              <probable-cause>0</probable-cause><event-time>{}</event-time>\
-             <perceived-severity>{}</perceived-severity><alarm-text>{}</alarm-text>",
+             <perceived-severity>{}</perceived-severity><alarm-text>{}</alarm-text>\
+             </alarm-notification>",
             escape(&key.device),
             type_xml(&key.alarm_type),
             managed_object_xml(&key.managed_object),
@@ -520,20 +493,10 @@ impl AlarmList {
             severity.as_str(),
             escape(text),
         );
-        state
-            .notifications
-            .push_back(AlarmNotification { time: now, xml });
-        while state.notifications.len() > MAX_NOTIFICATIONS {
-            state.notifications.pop_front();
+        // Published with the list locked, so the stream has the changes in their order.
+        if let Err(e) = notifier.publish(ALARMS_STREAM, &xml) {
+            warn!(error = %e, "cannot publish an alarm-notification");
         }
-        self.save(state);
-    }
-
-    /// The `alarm-notification` records kept, oldest first: what the `ncs-alarms` stream
-    /// replays. Nothing streams them yet.
-    #[allow(dead_code)]
-    pub fn notifications(&self) -> Vec<AlarmNotification> {
-        self.state().notifications.iter().cloned().collect()
     }
 
     /// The index of the alarm whose entry has the data path `path`.
@@ -837,48 +800,52 @@ mod tests {
     fn alarms_are_saved_and_each_change_is_a_notification() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = crate::yang::test_context();
-        let list = AlarmList::open(ctx, dir.path());
+        let notifier = Arc::new(
+            Notifier::open(crate::notify::NotifyOptions {
+                dir: None,
+                limits: Default::default(),
+                queue_depth: 100,
+            })
+            .unwrap(),
+        );
+        let mut stream = notifier.subscribe(ALARMS_STREAM, None).unwrap();
+        let list = AlarmList::open(ctx, dir.path(), Arc::clone(&notifier));
         list.raise(key("p"), Severity::Major, "down");
         list.raise(key("p"), Severity::Critical, "worse");
         list.clear(&key("p"), "up");
         list.raise(key("p"), Severity::Minor, "again");
-        let classes: Vec<String> = list
-            .notifications()
-            .iter()
-            .map(|n| {
-                n.xml
-                    .split("</alarm-class>")
+        let mut classes = Vec::new();
+        while let Ok(event) = stream.events.try_recv() {
+            let body = event.body();
+            classes.push(
+                body.split("<alarm-class>")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('<')
                     .next()
                     .unwrap_or("")
-                    .replace("<alarm-class>", "")
-            })
-            .collect();
-        assert_eq!(
-            classes,
-            ["new-alarm", "changed-alarm", "cleared-alarm", "new-alarm"]
-        );
-        // Each record is a valid alarm-notification.
-        for n in list.notifications() {
-            let xml = format!(
-                "<alarm-notification xmlns=\"{NS_ALARMS}\">{}</alarm-notification>",
-                n.xml
+                    .to_string(),
             );
+            // Each is a valid alarm-notification.
             DataTree::parse_op_string(
                 ctx,
-                &xml,
+                body,
                 DataFormat::XML,
                 DataParserFlags::STRICT,
                 yang5::data::DataOperation::NotificationYang,
             )
-            .unwrap_or_else(|e| panic!("{e}: {xml}"));
+            .unwrap_or_else(|e| panic!("{e}: {body}"));
         }
+        assert_eq!(
+            classes,
+            ["new-alarm", "changed-alarm", "cleared-alarm", "new-alarm"]
+        );
         drop(list);
-        let again = AlarmList::open(ctx, dir.path());
+        let again = AlarmList::open(ctx, dir.path(), notifier);
         let xml = again.to_xml();
         assert!(
             xml.contains("<last-alarm-text>again</last-alarm-text>"),
             "{xml}"
         );
-        assert_eq!(again.notifications().len(), 4);
     }
 }

@@ -25,6 +25,7 @@ use thiserror::Error;
 use tracing::info;
 
 use crate::datastore::Datastore;
+use crate::notify::Notifier;
 use crate::vm::protocol::{VmComponent, VmPackage};
 use crate::yang::YangContext;
 use alarms::AlarmList;
@@ -110,11 +111,20 @@ pub struct Runtime {
     /// The fingerprints of the package YANG in the schema (see
     /// [`PackageSet::yang_fingerprints`]).
     loaded_yang: Mutex<std::collections::BTreeMap<String, u64>>,
-    /// The schema: the server's modules and the packages' YANG.
-    yang: Mutex<Arc<YangContext>>,
+    /// The schema: the server's modules and the packages' YANG. A watch channel, so that the
+    /// NETCONF layer hears of a reload that changed it.
+    yang: tokio::sync::watch::Sender<Arc<YangContext>>,
     /// Where the schema is built from again when package YANG changes.
     schema_source: SchemaSource,
     datastore: Arc<Datastore>,
+}
+
+/// The schema the runtime starts with, and what it is built from again on a reload.
+pub struct Schema {
+    /// The schema: the server's modules and the packages' YANG.
+    pub yang: Arc<YangContext>,
+    /// What it was built from.
+    pub source: SchemaSource,
 }
 
 /// What the schema is built from: the directory of the server's modules, and the features
@@ -138,15 +148,19 @@ impl Runtime {
         packages: PackageSet,
         state_dir: &Path,
         datastore: Arc<Datastore>,
-        yang: Arc<YangContext>,
-        schema_source: SchemaSource,
+        schema: Schema,
+        notifier: Arc<Notifier>,
     ) -> Arc<Runtime> {
         let mut running = datastore.subscribe();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
         let mut packages = packages;
         // What is up now had its YANG loaded into the schema.
         let loaded_yang = packages.yang_fingerprints();
-        let alarms = Arc::new(AlarmList::open(datastore.context(), state_dir));
+        let alarms = Arc::new(AlarmList::open(
+            datastore.context(),
+            state_dir,
+            Arc::clone(&notifier),
+        ));
         apply_alarm_filter(&alarms, &running.borrow());
         // The VMs' operational transactions read what `get` shows, which the runtime itself
         // produces: it is reached through a weak reference set once the runtime exists.
@@ -190,8 +204,8 @@ impl Runtime {
             packages_dir,
             versions: tokio::sync::Mutex::new(versions),
             loaded_yang: Mutex::new(loaded_yang),
-            yang: Mutex::new(yang),
-            schema_source,
+            yang: tokio::sync::watch::Sender::new(schema.yang),
+            schema_source: schema.source,
             datastore: Arc::clone(&datastore),
         });
         let _ = this.set(Arc::downgrade(&runtime));
@@ -304,7 +318,12 @@ impl Runtime {
 
     /// The schema the server serves now.
     pub fn yang(&self) -> Arc<YangContext> {
-        Arc::clone(&self.yang.lock().unwrap_or_else(|p| p.into_inner()))
+        self.yang.borrow().clone()
+    }
+
+    /// Follows the schema: the receiver sees every schema a reload builds.
+    pub fn follow_yang(&self) -> tokio::sync::watch::Receiver<Arc<YangContext>> {
+        self.yang.subscribe()
     }
 
     /// Part of a reload: when the packages' YANG is not what the schema holds, the schema is
@@ -341,7 +360,7 @@ impl Runtime {
             .into_iter()
             .filter(|(package, _)| !failures.contains_key(package))
             .collect();
-        *self.yang.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(yang);
+        self.yang.send_replace(Arc::new(yang));
         Ok(())
     }
 

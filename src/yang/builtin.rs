@@ -1,5 +1,6 @@
 //! The server's own YANG modules, compiled into the binary so that `pyvmd serve` works from any
-//! directory: `tailf-ncs`, `tailf-ncs-alarms`, `pyvmd-services`, the standard NETCONF modules,
+//! directory: `tailf-ncs`, `tailf-ncs-alarms`, `pyvmd-services`, the standard NETCONF modules
+//! (with those of RFC 5277 and RFC 6470 notifications),
 //! and `tailf-common` for packages to import. `--yang-dir` adds modules to these.
 //!
 //! libyang loads modules from a directory, so the modules are written to a fresh directory at
@@ -18,6 +19,10 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../../yang/ietf-netconf-monitoring@2010-10-04.yang"),
     ),
     (
+        "ietf-netconf-notifications@2012-02-06.yang",
+        include_str!("../../yang/ietf-netconf-notifications@2012-02-06.yang"),
+    ),
+    (
         "ietf-netconf-nmda@2019-01-07.yang",
         include_str!("../../yang/ietf-netconf-nmda@2019-01-07.yang"),
     ),
@@ -32,6 +37,14 @@ const MODULES: &[(&str, &str)] = &[
     (
         "ietf-origin@2018-02-14.yang",
         include_str!("../../yang/ietf-origin@2018-02-14.yang"),
+    ),
+    (
+        "nc-notifications@2008-07-14.yang",
+        include_str!("../../yang/nc-notifications@2008-07-14.yang"),
+    ),
+    (
+        "notifications@2008-07-14.yang",
+        include_str!("../../yang/notifications@2008-07-14.yang"),
     ),
     (
         "pyvmd-services.yang",

@@ -8,6 +8,7 @@ mod datastore;
 mod locks;
 mod monitoring;
 mod nmda;
+mod notifications;
 mod session;
 
 use crate::netconf::NetconfServer;
@@ -39,6 +40,9 @@ pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
     }
     if op.is(monitoring::NS_MONITORING, "get-schema") {
         return monitoring::get_schema(call).await;
+    }
+    if op.is(notifications::NS_NOTIFICATION, "create-subscription") {
+        return notifications::create_subscription(call).await;
     }
     if op.is(nmda::NS_NMDA, "get-data") {
         return nmda::get_data(call).await;

@@ -1,5 +1,6 @@
 //! NETCONF monitoring (RFC 6022): the `/netconf-state` state data and `<get-schema>`, and the
-//! YANG library state (`/modules-state`, `/yang-library`) that `get` returns beside it.
+//! YANG library state (`/modules-state`, `/yang-library`) and the event streams
+//! (`/netconf/streams`) that `get` returns beside it.
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::library::NS_YANG_LIBRARY;
 use crate::netconf::rpc::OpResult;
 use crate::netconf::sessions::Counters;
+use crate::netconf::subscription::NS_NC_NOTIFICATIONS;
 use crate::netconf::xml::escape_text;
 
 /// The namespace of ietf-netconf-monitoring.
@@ -36,6 +38,9 @@ pub fn state_documents(server: &NetconfServer, filter: Option<&Filter>) -> Vec<S
     }
     if wanted(NS_YANG_LIBRARY, "yang-library") {
         docs.push(server.schema().library.yang_library_xml());
+    }
+    if wanted(NS_NC_NOTIFICATIONS, "netconf") {
+        docs.push(super::notifications::streams_xml(&server.notifier));
     }
     docs
 }

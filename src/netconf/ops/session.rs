@@ -36,7 +36,7 @@ pub async fn kill_session(call: &Call<'_>) -> OpOutcome {
             .with_info(ErrorInfo::BadElement("session-id".into())),
         ]);
     }
-    let known = call.server.sessions.kill(id);
+    let known = call.server.sessions.kill(id, call.session.id);
     if known {
         let datastore = Arc::clone(&call.server.datastore);
         blocking(move || Ok(datastore.session_ended(id))).await?;
