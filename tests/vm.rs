@@ -246,6 +246,7 @@ fn packages(root: &Path, vm_name: &str, log_file: PathBuf) -> VmStart {
     let component = |name: &str, class_name: &str| VmComponent {
         name: name.into(),
         class_name: class_name.into(),
+        source: None,
     };
     VmStart {
         protocol: PROTOCOL_VERSION,
@@ -567,6 +568,7 @@ fn ready_vm(dir: &Path, command: Option<&mut Command>) -> TestVm {
             components: vec![VmComponent {
                 name: "c".into(),
                 class_name: "p.App".into(),
+                source: None,
             }],
         }],
     }));

@@ -42,7 +42,7 @@ from . import upgrade  # noqa: E402
 
 # The transaction API is imported on first use (`ncs.maapi...` works without importing it
 # first, as in NSO): most VMs never use it, and every VM would otherwise compile it at start.
-_LAZY_SUBMODULES = frozenset(("maapi", "maagic", "cdb"))
+_LAZY_SUBMODULES = frozenset(("maapi", "maagic", "cdb", "notif"))
 
 
 def __getattr__(name):
@@ -79,5 +79,6 @@ __all__ = [
     "log",
     "maagic",
     "maapi",
+    "notif",
     "upgrade",
 ]

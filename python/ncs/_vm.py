@@ -232,9 +232,11 @@ class ComponentThread(threading.Thread):
     """Runs one application component, from import to teardown, in a thread of its own."""
 
     def __init__(self, vm_name, package, component, module_name, class_name, display_name,
-                 deprecated):
+                 deprecated, source=None):
         # Daemon: a component that ignores its stop request must not keep the VM alive.
         super().__init__(name="ComponentThread:" + component, daemon=True)
+        # The component's notification-source settings (stream, options), if it has them.
+        self.source_settings = source
         self.vm_name = vm_name
         self.ncs_context = Context(package, component)
         self.module_name = module_name
@@ -291,6 +293,11 @@ class ComponentThread(threading.Thread):
             self._report_failure("Failed to load", exc)
             self._status(False, _last_line(exc))
             return
+        from . import notif
+
+        if isinstance(app, notif.Source) or self.source_settings is not None:
+            self._run_source(app)
+            return
         self.app = app
         try:
             app.setup()
@@ -303,6 +310,89 @@ class ComponentThread(threading.Thread):
         self.setup_done.set()
         self.stop_requested.wait()
         self._teardown()
+
+    # -- notification sources --------------------------------------------------------------------
+
+    def _run_source(self, source):
+        """A notification source's lifecycle: ``init(options)``, ``run()`` in a thread of its
+        own until the component stops, then ``request_exit()`` from this thread, a bounded
+        wait for ``run()``, and ``deinit()``."""
+        from . import notif
+
+        ctx = self.ncs_context
+        if not isinstance(source, notif.Source):
+            self._fail_source("the class of a notification-source component must derive from "
+                              "ncs.notif.Source, and %s does not" % self.display_name)
+            return
+        # A subclass whose __init__ does not call Source.__init__ still gets its state.
+        for name, value in (("exit", threading.Event()), ("_batch", []),
+                            ("_batch_lock", threading.Lock())):
+            if name not in source.__dict__:
+                object.__setattr__(source, name, value)
+        settings = self.source_settings or {}
+        if settings.get("stream"):
+            source.stream = settings["stream"]
+        options = dict(settings.get("options") or {})
+        try:
+            accepted = source.init(options)
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("init() failed in", exc)
+            self._status(False, _last_line(exc))
+            return
+        if accepted is False:
+            self._fail_source("init() refused to start (it returned False) with options %r"
+                              % options)
+            return
+        if not source.stream:
+            self._fail_source("no stream: name one in the component's <notification-source> "
+                              "or set the class's stream attribute")
+            return
+        entry = "%s (notification source)" % source.stream
+        runner = threading.Thread(target=self._source_loop, args=(source, entry),
+                                  name="Source:" + ctx.component, daemon=True)
+        runner.ncs_context = ctx
+        _set_current(ctx, entry, True)
+        runner.start()
+        self._status(True)
+        self.setup_done.set()
+        self.stop_requested.wait()
+        try:
+            source.request_exit()
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("request_exit() failed in", exc)
+        runner.join(SOURCE_EXIT_TIMEOUT)
+        if runner.is_alive():
+            message = ("run() did not return within %s s after request_exit(); the source is "
+                       "abandoned and deinit() is not called" % SOURCE_EXIT_TIMEOUT)
+            _log.error("notification source %s (package %s, component %s): %s",
+                       self.display_name, ctx.package, ctx.component, message)
+            _source_failed(ctx, message)
+            return
+        try:
+            source.deinit()
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("deinit() failed in", exc)
+
+    def _source_loop(self, source, entry):
+        ctx = self.ncs_context
+        try:
+            source.run()
+            if source._batch:
+                source.close_batch()
+            if not source.exit.is_set():
+                _log.info("notification source %s (component %s) returned from run()",
+                          self.display_name, ctx.component)
+        except BaseException as exc:  # noqa: BLE001
+            self._report_failure("run() failed in", exc)
+            _source_failed(ctx, _last_line(exc))
+        finally:
+            _set_current(ctx, entry, False)
+
+    def _fail_source(self, message):
+        ctx = self.ncs_context
+        _log.error("notification source %s (package %s, component %s): %s", self.display_name,
+                   ctx.package, ctx.component, message)
+        self._status(False, message)
 
     def _teardown(self):
         app = self.app
@@ -321,6 +411,20 @@ class ComponentThread(threading.Thread):
 
 
 _components = []
+
+# How long a notification source's run() has to return after request_exit().
+SOURCE_EXIT_TIMEOUT = 5.0
+
+
+def _source_failed(ctx, message):
+    """Tells the server that a notification source stopped on an error (it raises an alarm)."""
+    try:
+        import _ncs
+
+        _ncs._request("source-failed", package=ctx.package, component=ctx.component,
+                      message=message)
+    except Exception as exc:  # noqa: BLE001  (outside a VM, or the server is going away)
+        _log.warning("cannot report the failure of a notification source: %s", exc)
 
 
 def boot(sys_path, site_dirs, level):
@@ -350,11 +454,15 @@ def boot(sys_path, site_dirs, level):
 def start_components(vm_name, specs):
     """Starts the components in order, each after the previous one's ``setup()`` finished.
 
-    ``specs`` are (package, component, module, class, display name, deprecated) tuples.
+    ``specs`` are (package, component, module, class, display name, deprecated, source) tuples;
+    ``source`` is the JSON of the component's notification-source settings, or None.
     """
-    for package, component, module_name, class_name, display_name, deprecated in specs:
+    import json
+
+    for package, component, module_name, class_name, display_name, deprecated, source in specs:
         thread = ComponentThread(vm_name, package, component, module_name, class_name,
-                                 display_name, deprecated)
+                                 display_name, deprecated,
+                                 json.loads(source) if source else None)
         _components.append(thread)
         thread.start()
         thread.setup_done.wait()

@@ -20,6 +20,7 @@ mod filter;
 pub mod keypath;
 mod locks;
 mod nmda;
+mod notification;
 mod operational;
 mod persist;
 mod raw;

@@ -10,6 +10,7 @@ mod config;
 mod maapi;
 pub mod packages;
 mod status;
+pub mod streams;
 mod supervisor;
 mod upgrade;
 
@@ -114,6 +115,8 @@ pub struct Runtime {
     /// The schema: the server's modules and the packages' YANG. A watch channel, so that the
     /// NETCONF layer hears of a reload that changed it.
     yang: tokio::sync::watch::Sender<Arc<YangContext>>,
+    /// The event streams (packages add theirs).
+    notifier: Arc<Notifier>,
     /// Where the schema is built from again when package YANG changes.
     schema_source: SchemaSource,
     datastore: Arc<Datastore>,
@@ -180,10 +183,12 @@ impl Runtime {
             Arc::clone(&alarms),
             Arc::clone(&datastore),
             operational,
+            streams::PackageNotifications::new(Arc::clone(&notifier), Arc::clone(&datastore)),
         );
         let mut versions = PackageVersions::load(state_dir);
         upgrade::run_pending(&supervisor, &mut packages, &mut versions).await;
         report_package_status(&alarms, &packages);
+        declare_streams(&notifier, &packages);
         let specs = vm_specs(&packages);
         info!(
             packages = packages.packages.len(),
@@ -205,6 +210,7 @@ impl Runtime {
             versions: tokio::sync::Mutex::new(versions),
             loaded_yang: Mutex::new(loaded_yang),
             yang: tokio::sync::watch::Sender::new(schema.yang),
+            notifier,
             schema_source: schema.source,
             datastore: Arc::clone(&datastore),
         });
@@ -277,6 +283,7 @@ impl Runtime {
                 self.reload_schema(&mut fresh).await?;
                 upgrade::run_pending(&self.supervisor, &mut fresh, &mut versions).await;
                 report_package_status(&self.alarms, &fresh);
+                declare_streams(&self.notifier, &fresh);
                 self.supervisor.replace(vm_specs(&fresh), force).await;
                 // The result tells what the VMs did, so wait until they have done it.
                 self.supervisor
@@ -510,6 +517,18 @@ fn report_package_status(alarms: &AlarmList, packages: &PackageSet) {
     }
 }
 
+/// Adds the streams that the packages that are up declare (a stream stays when its package
+/// goes: subscribers and its replay log outlive a reload).
+fn declare_streams(notifier: &Notifier, packages: &PackageSet) {
+    for package in packages.packages.iter().filter(|p| p.status.is_up()) {
+        for stream in &package.streams {
+            if let Err(e) = notifier.declare(stream.clone()) {
+                tracing::warn!(package = %package.name, error = %e, "cannot add the package's stream");
+            }
+        }
+    }
+}
+
 /// Follows `/al:alarms/control/filter-level`.
 fn apply_alarm_filter(alarms: &AlarmList, running: &yang5::data::DataTree<'_>) {
     use yang5::data::Data;
@@ -553,6 +572,7 @@ fn vm_specs(packages: &PackageSet) -> Vec<VmSpec> {
                             c.application_class().map(|class_name| VmComponent {
                                 name: c.name.clone(),
                                 class_name: class_name.to_string(),
+                                source: c.source.clone(),
                             })
                         })
                         .collect(),
@@ -607,7 +627,7 @@ mod tests {
         // common-lib is a library: its own VM would run nothing.
         assert_eq!(
             names,
-            ["demo-actions", "demo-service", "hello-worker", "shared-vm"]
+            ["demo-actions", "demo-service", "hello-worker", "shared-vm", "ticker"]
         );
         let shared = &specs[3];
         assert_eq!(shared.package_names(), ["shared-a", "shared-b"]);

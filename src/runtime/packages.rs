@@ -31,7 +31,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::streams;
 use crate::netconf::xml::{self, Element};
+use crate::notify::StreamSpec;
+use crate::vm::protocol::SourceSettings;
 
 /// The namespace of `package-meta-data.xml`.
 pub const PACKAGES_NS: &str = "http://tail-f.com/ns/ncs-packages";
@@ -84,6 +87,8 @@ pub struct Package {
     pub requires: Vec<Requirement>,
     /// `component` entries, in file order.
     pub components: Vec<Component>,
+    /// The notification streams it declares (`notification-stream`, pyvmd's extension).
+    pub streams: Vec<StreamSpec>,
     /// The package's `python/` directory, when it exists.
     pub python_dir: Option<PathBuf>,
     /// The `site-packages` directories of the virtualenv named by `python/use_venv`.
@@ -181,6 +186,9 @@ pub struct Component {
     pub name: String,
     /// What the component is.
     pub kind: ComponentKind,
+    /// For an application component that is a notification source: its stream and options
+    /// (`notification-source`, pyvmd's extension).
+    pub source: Option<SourceSettings>,
 }
 
 impl Component {
@@ -329,6 +337,7 @@ impl Package {
             python: None,
             requires: Vec::new(),
             components: Vec::new(),
+            streams: Vec::new(),
             python_dir: None,
             use_venv_site_dirs: Vec::new(),
             status,
@@ -606,6 +615,7 @@ fn load_package(dir: &Path, dir_name: &str) -> Package {
         python: meta.python,
         requires: meta.requires,
         components: meta.components,
+        streams: meta.streams,
         python_dir,
         use_venv_site_dirs: Vec::new(),
         status: OperStatus::Up,
@@ -673,6 +683,7 @@ struct MetaData {
     python: Option<PythonPackage>,
     requires: Vec<Requirement>,
     components: Vec<Component>,
+    streams: Vec<StreamSpec>,
 }
 
 /// Interprets a parsed `package-meta-data.xml`; the error is the reason, in words.
@@ -775,6 +786,7 @@ fn parse_meta_data(root: &Element) -> Result<MetaData, String> {
         python,
         requires,
         components,
+        streams: streams::parse_streams(root)?,
     })
 }
 
@@ -974,7 +986,13 @@ fn parse_component(element: &Element) -> Result<Component, String> {
         // content is not ours to check.
         other => ComponentKind::Other(other.to_string()),
     };
-    Ok(Component { name, kind })
+    let source = streams::parse_source(element).map_err(&err)?;
+    if source.is_some() && !matches!(kind, ComponentKind::Application { .. }) {
+        return Err(err(
+            "<notification-source> belongs to a Python application component".to_string(),
+        ));
+    }
+    Ok(Component { name, kind, source })
 }
 
 /// The child elements in the metadata namespace; elements of other namespaces are extensions
@@ -2231,9 +2249,13 @@ mod tests {
                 "demo-service",
                 "hello-worker",
                 "shared-a",
-                "shared-b"
+                "shared-b",
+                "ticker"
             ]
         );
+        let ticker = set.get("ticker").unwrap();
+        assert_eq!(ticker.streams[0].name, "ticker");
+        assert!(ticker.components[0].source.is_some());
         for p in &set.packages {
             assert_eq!(p.status, OperStatus::Up, "{}: {:?}", p.name, p.error_info);
             assert_eq!(p.version.as_deref(), Some("1.0"), "{}", p.name);
@@ -2253,6 +2275,7 @@ mod tests {
                 ("demo-service", vec!["demo-service"], true),
                 ("hello-worker", vec!["hello-worker"], true),
                 ("shared-vm", vec!["shared-a", "shared-b"], true),
+                ("ticker", vec!["ticker"], true),
             ]
         );
         let shared = &groups[4];

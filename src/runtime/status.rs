@@ -110,6 +110,7 @@ mod tests {
                 components: vec![VmComponent {
                     name: "main".into(),
                     class_name: "m.App".into(),
+                    source: None,
                 }],
             }],
             sys_path: vec![],

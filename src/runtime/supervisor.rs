@@ -21,6 +21,7 @@ use super::alarms::{ALARM_LIST_PATH, AlarmKey, AlarmList, AlarmType, ManagedObje
 use super::config::PythonVmConfig;
 use super::maapi::{MaapiSessions, OperationalSource, PendingApply};
 use super::packages::OperStatus;
+use super::streams::PackageNotifications;
 use crate::datastore::{Datastore, Transaction};
 use crate::vm::protocol::{
     ComponentState, CurrentEntry, FromVm, MAX_MESSAGE, PROTOCOL_VERSION, Reply, ThreadState, ToVm,
@@ -132,6 +133,8 @@ pub struct Supervisor {
     /// What the VMs' transactions (`ncs.maapi`) work on.
     datastore: Arc<Datastore>,
     operational: OperationalSource,
+    /// Where the notifications package code sends go.
+    notifications: PackageNotifications,
 }
 
 /// Why a callback in a VM got no answer.
@@ -164,10 +167,12 @@ impl Supervisor {
         alarms: Arc<AlarmList>,
         datastore: Arc<Datastore>,
         operational: OperationalSource,
+        notifications: PackageNotifications,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             options,
             alarms,
+            notifications,
             vms: Mutex::new(BTreeMap::new()),
             last_call: AtomicU64::new(0),
             config: Mutex::new(config),
@@ -708,6 +713,20 @@ impl Supervisor {
             // Transactions are served without the VM table lock (applying one persists the
             // configuration).
             let message = match message {
+                FromVm::Request { id, request }
+                    if request.get("op").and_then(|op| op.as_str()) == Some("notify") =>
+                {
+                    let reply = self.notifications.handle(request);
+                    let _ = process.commands.send(ToVm::Reply { id, reply }).await;
+                    continue;
+                }
+                FromVm::Request { id, request }
+                    if request.get("op").and_then(|op| op.as_str()) == Some("source-failed") =>
+                {
+                    let reply = self.source_failed(&request);
+                    let _ = process.commands.send(ToVm::Reply { id, reply }).await;
+                    continue;
+                }
                 FromVm::Request { id, request } => {
                     let started = lock(&maapi).begin_apply(&request);
                     let reply = match started {
@@ -817,6 +836,26 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A notification source stopped on an error (`run()` raised, or did not return after
+    /// `request_exit()`): a `package-operation-failure` alarm on its package.
+    fn source_failed(&self, request: &serde_json::Value) -> Reply {
+        let field = |key: &str| request.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        let (package, component, message) =
+            (field("package"), field("component"), field("message"));
+        warn!(package, component, "notification source failed: {message}");
+        self.alarms.report(
+            AlarmKey {
+                device: "ncs".into(),
+                alarm_type: AlarmType::ncs("package-operation-failure"),
+                managed_object: ManagedObject::package(package),
+                specific_problem: String::new(),
+            },
+            Severity::Critical,
+            &format!("notification source {component} failed: {message}"),
+        );
+        Reply::ok(serde_json::Value::Null)
     }
 
     fn exited(&self, vm: &str, stopping: bool, status: &str) -> Exit {
@@ -1001,6 +1040,7 @@ mod tests {
         let component = |name: &str| VmComponent {
             name: name.into(),
             class_name: format!("m.{name}"),
+            source: None,
         };
         let spec = VmSpec {
             name: "vm".into(),

@@ -102,6 +102,7 @@ pub fn pending(packages: &PackageSet, versions: &PackageVersions) -> Vec<Upgrade
                     ComponentKind::Upgrade { class_name } => Some(VmComponent {
                         name: c.name.clone(),
                         class_name: class_name.clone(),
+                        source: None,
                     }),
                     _ => None,
                 })

@@ -358,6 +358,10 @@ fn start_component(state: &native::VmState, vm_name: &str, package: &str, compon
             return;
         }
     };
+    let source = component
+        .source
+        .as_ref()
+        .and_then(|s| serde_json::to_string(s).ok());
     let spec = (
         package,
         &component.name,
@@ -365,6 +369,7 @@ fn start_component(state: &native::VmState, vm_name: &str, package: &str, compon
         class.class,
         component.class_name.trim(),
         class.deprecated,
+        source,
     );
     Python::attach(|py| {
         let started = py

@@ -81,6 +81,19 @@ pub struct VmComponent {
     pub name: String,
     /// `module.Class` (or a bare class name, deprecated: then the module is the component name).
     pub class_name: String,
+    /// For a notification source: its stream and options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSettings>,
+}
+
+/// What a component's `notification-source` says: the stream its source posts to by default,
+/// and its options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSettings {
+    /// The stream; `None` leaves it to the class (`stream = "..."`).
+    pub stream: Option<String>,
+    /// `init(options)` gets these (configuration may override them).
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// One package a VM loads.
@@ -371,6 +384,7 @@ mod tests {
                 components: vec![VmComponent {
                     name: "main".into(),
                     class_name: "m.App".into(),
+                    source: None,
                 }],
             }],
         });

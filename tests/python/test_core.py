@@ -28,6 +28,8 @@ OK_TAG = "{%s}ok" % NC_NS
 DATA_TAG = "{%s}data" % NC_NS
 RPC_REPLY_TAG = "{%s}rpc-reply" % NC_NS
 
+CAP_INTERLEAVE = "urn:ietf:params:netconf:capability:interleave:1.0"
+
 DEFAULTS = {"self-assign-warning": "alarm", "log-file-prefix": "ncs-python-vm", "level": "level-info"}
 
 
@@ -118,10 +120,11 @@ class TestHello(NetconfTestCase):
         self.assertEqual(base, NCS_NS)
         self.assertRegex(params.get("revision", ""), r"^\d{4}-\d{2}-\d{2}$")
 
-    def test_unadvertised_capabilities_absent(self):
+    def test_notification_capabilities_advertised(self):
+        # RFC 5277: notifications, and rpcs on a session with a subscription (:interleave).
         bases = {parse_capability(c)[0] for c in self.caps()}
-        for cap in (CAP_NOTIFICATION,):
-            self.assertNotIn(cap, bases)
+        for cap in (CAP_NOTIFICATION, CAP_INTERLEAVE):
+            self.assertIn(cap, bases)
 
     def test_session_ids_distinct(self):
         other = self.connect()
