@@ -235,8 +235,12 @@ class ComponentThread(threading.Thread):
                  deprecated, source=None):
         # Daemon: a component that ignores its stop request must not keep the VM alive.
         super().__init__(name="ComponentThread:" + component, daemon=True)
-        # The component's notification-source settings (stream, options), if it has them.
+        # The component's notification-source settings (stream, options), if it has them, and
+        # those of a pending restart; `stopping` tells a stop from a restart.
         self.source_settings = source
+        self.new_settings = source
+        self.source_lock = threading.Lock()
+        self.stopping = False
         self.vm_name = vm_name
         self.ncs_context = Context(package, component)
         self.module_name = module_name
@@ -316,14 +320,52 @@ class ComponentThread(threading.Thread):
     def _run_source(self, source):
         """A notification source's lifecycle: ``init(options)``, ``run()`` in a thread of its
         own until the component stops, then ``request_exit()`` from this thread, a bounded
-        wait for ``run()``, and ``deinit()``."""
+        wait for ``run()``, and ``deinit()``. New settings (a configuration change) run the
+        same steps on a new object of the class, as a syslog daemon's reload does."""
         from . import notif
 
-        ctx = self.ncs_context
         if not isinstance(source, notif.Source):
             self._fail_source("the class of a notification-source component must derive from "
                               "ncs.notif.Source, and %s does not" % self.display_name)
             return
+        cls = type(source)
+        while True:
+            runner = None if source is None else self._start_source(source)
+            if runner is not None:
+                self._status(True)
+            self.setup_done.set()
+            self.stop_requested.wait()
+            if runner is not None:
+                self._stop_source(source, runner)
+            with self.source_lock:
+                if self.stopping:
+                    return
+                self.source_settings = self.new_settings
+                self.stop_requested.clear()
+            try:
+                source = cls()
+            except BaseException as exc:  # noqa: BLE001
+                self._report_failure("Failed to create", exc)
+                self._status(False, _last_line(exc))
+                source = None
+
+    def restart_source(self, settings):
+        """Runs the source again with new settings (from another thread)."""
+        with self.source_lock:
+            if self.stopping:
+                return
+            self.new_settings = settings
+            self.stop_requested.set()
+
+    def stop(self):
+        """Asks the component to stop (from another thread)."""
+        with self.source_lock:
+            self.stopping = True
+        self.stop_requested.set()
+
+    def _start_source(self, source):
+        """``init(options)`` and ``run()`` in a new thread; None if the source did not start."""
+        ctx = self.ncs_context
         # A subclass whose __init__ does not call Source.__init__ still gets its state.
         for name, value in (("exit", threading.Event()), ("_batch", []),
                             ("_batch_lock", threading.Lock())):
@@ -338,24 +380,25 @@ class ComponentThread(threading.Thread):
         except BaseException as exc:  # noqa: BLE001
             self._report_failure("init() failed in", exc)
             self._status(False, _last_line(exc))
-            return
+            return None
         if accepted is False:
             self._fail_source("init() refused to start (it returned False) with options %r"
                               % options)
-            return
+            return None
         if not source.stream:
             self._fail_source("no stream: name one in the component's <notification-source> "
                               "or set the class's stream attribute")
-            return
+            return None
         entry = "%s (notification source)" % source.stream
         runner = threading.Thread(target=self._source_loop, args=(source, entry),
                                   name="Source:" + ctx.component, daemon=True)
         runner.ncs_context = ctx
         _set_current(ctx, entry, True)
         runner.start()
-        self._status(True)
-        self.setup_done.set()
-        self.stop_requested.wait()
+        return runner
+
+    def _stop_source(self, source, runner):
+        ctx = self.ncs_context
         try:
             source.request_exit()
         except BaseException as exc:  # noqa: BLE001
@@ -473,12 +516,25 @@ def stop_components(timeout):
     for thread in reversed(_components):
         if not thread.is_alive():
             continue
-        thread.stop_requested.set()
+        thread.stop()
         thread.join(timeout)
         if thread.is_alive():
             _log.warning("teardown of component %s did not finish within %s s; stopping anyway",
                          thread.ncs_context.component, timeout)
     flush_stdio()
+
+
+def restart_source(package, component, settings):
+    """Starts a notification source again with new settings (JSON); False if it is not
+    running here."""
+    import json
+
+    for thread in _components:
+        ctx = thread.ncs_context
+        if ctx.package == package and ctx.component == component and thread.is_alive():
+            thread.restart_source(json.loads(settings))
+            return True
+    return False
 
 
 def flush_stdio():

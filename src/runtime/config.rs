@@ -1,11 +1,12 @@
-//! The part of the running configuration that drives the runtime: `/python-vm/logging` and
-//! `/python-vm/sanity-checks`, read from each committed running snapshot.
+//! The part of the running configuration that drives the runtime: `/python-vm/logging`,
+//! `/python-vm/sanity-checks` and the options of notification sources
+//! (`/pyvmd-notifications:notification-sources`), read from each committed running snapshot.
 
 use std::collections::BTreeMap;
 
 use yang5::data::{Data, DataTree};
 
-use crate::vm::protocol::{LogLevel, SelfAssignMode};
+use crate::vm::protocol::{LogLevel, SelfAssignMode, SourceSettings};
 
 /// What `/python-vm` configures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct PythonVmConfig {
     pub vm_levels: BTreeMap<String, LogLevel>,
     /// `sanity-checks/self-assign-warning`.
     pub self_assign: SelfAssignMode,
+    /// `/notification-sources/source`: (package, component) → what overrides the metadata.
+    pub sources: BTreeMap<(String, String), SourceSettings>,
 }
 
 impl Default for PythonVmConfig {
@@ -28,6 +31,7 @@ impl Default for PythonVmConfig {
             level: LogLevel::LevelInfo,
             vm_levels: BTreeMap::new(),
             self_assign: SelfAssignMode::Alarm,
+            sources: BTreeMap::new(),
         }
     }
 }
@@ -74,7 +78,29 @@ impl PythonVmConfig {
                 }
             }
         }
+        config.sources = sources_from_running(tree);
         config
+    }
+
+    /// The settings a source runs with: those of the metadata (`base`), with the configured
+    /// stream and options of `package`/`component` over them.
+    pub fn source_settings(
+        &self,
+        package: &str,
+        component: &str,
+        base: &SourceSettings,
+    ) -> SourceSettings {
+        let mut settings = base.clone();
+        if let Some(configured) = self
+            .sources
+            .get(&(package.to_owned(), component.to_owned()))
+        {
+            if configured.stream.is_some() {
+                settings.stream.clone_from(&configured.stream);
+            }
+            settings.options.extend(configured.options.clone());
+        }
+        settings
     }
 
     /// The effective level of a VM: its own `vm-levels` entry, else that of one of its packages
@@ -96,6 +122,46 @@ impl PythonVmConfig {
     pub fn shared_log_file(&self, log_dir: &std::path::Path) -> std::path::PathBuf {
         log_dir.join(format!("{}.log", self.log_file_prefix))
     }
+}
+
+/// `/pyvmd-notifications:notification-sources/source` entries.
+fn sources_from_running(tree: &DataTree<'_>) -> BTreeMap<(String, String), SourceSettings> {
+    let mut sources = BTreeMap::new();
+    let Ok(entries) =
+        crate::datastore::find_xpath(tree, "/pyvmd-notifications:notification-sources/source")
+    else {
+        return sources;
+    };
+    for entry in entries {
+        let (mut package, mut component) = (None, None);
+        let mut settings = SourceSettings::default();
+        for child in entry.children() {
+            match child.schema().name() {
+                "package" => package = child.value_canonical(),
+                "component" => component = child.value_canonical(),
+                "stream" => settings.stream = child.value_canonical(),
+                "option" => {
+                    let mut name = None;
+                    let mut value = None;
+                    for part in child.children() {
+                        match part.schema().name() {
+                            "name" => name = part.value_canonical(),
+                            "value" => value = part.value_canonical(),
+                            _ => {}
+                        }
+                    }
+                    if let (Some(name), Some(value)) = (name, value) {
+                        settings.options.insert(name, value);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(package), Some(component)) = (package, component) {
+            sources.insert((package, component), settings);
+        }
+    }
+    sources
 }
 
 #[cfg(test)]

@@ -627,7 +627,13 @@ mod tests {
         // common-lib is a library: its own VM would run nothing.
         assert_eq!(
             names,
-            ["demo-actions", "demo-service", "hello-worker", "shared-vm", "ticker"]
+            [
+                "demo-actions",
+                "demo-service",
+                "hello-worker",
+                "shared-vm",
+                "ticker"
+            ]
         );
         let shared = &specs[3];
         assert_eq!(shared.package_names(), ["shared-a", "shared-b"]);

@@ -198,7 +198,7 @@ impl Supervisor {
             self_assign: config.self_assign,
             sys_path: spec.sys_path.clone(),
             site_dirs: spec.site_dirs.clone(),
-            packages: spec.packages.clone(),
+            packages: with_source_settings(&spec.packages, &config),
         };
         let process = VmProcess::spawn(
             &self.options,
@@ -461,8 +461,9 @@ impl Supervisor {
         troubles
     }
 
-    /// Applies a new `/python-vm` configuration: log levels and the self-assign mode reach
-    /// running VMs at once. (A new log-file prefix applies when a VM next starts.)
+    /// Applies a new runtime configuration: log levels, the self-assign mode and the options of
+    /// notification sources reach running VMs at once. (A new log-file prefix applies when a VM
+    /// next starts.)
     pub fn apply_config(&self, config: PythonVmConfig) {
         let old = std::mem::replace(
             &mut *self.config.lock().unwrap_or_else(|p| p.into_inner()),
@@ -481,6 +482,27 @@ impl Supervisor {
                 let _ = commands.try_send(ToVm::SetSelfAssign {
                     mode: config.self_assign,
                 });
+            }
+            for package in &entry.spec.packages {
+                for component in &package.components {
+                    let Some(base) = &component.source else {
+                        continue;
+                    };
+                    let settings = config.source_settings(&package.name, &component.name, base);
+                    if settings != old.source_settings(&package.name, &component.name, base) {
+                        info!(
+                            vm = %entry.spec.name,
+                            package = %package.name,
+                            component = %component.name,
+                            "notification source options changed; running it again"
+                        );
+                        let _ = commands.try_send(ToVm::SetSourceSettings {
+                            package: package.name.clone(),
+                            component: component.name.clone(),
+                            settings,
+                        });
+                    }
+                }
             }
         }
     }
@@ -771,6 +793,22 @@ impl Supervisor {
                             ),
                         );
                     }
+                    // A notification source restarted with new options reports again.
+                    entry
+                        .status
+                        .components
+                        .retain(|c| !(c.package == package && c.component == component));
+                    let recovered = entry.ready
+                        && state == ComponentState::Started
+                        && !entry
+                            .status
+                            .components
+                            .iter()
+                            .any(|c| c.package == package && c.state == ComponentState::Failed);
+                    if recovered {
+                        self.alarms
+                            .clear(&package_load_failure(&package), "package loaded");
+                    }
                     entry.status.components.push(ComponentStatus {
                         package,
                         component,
@@ -867,6 +905,21 @@ impl Supervisor {
             Exit::Failed(format!("the VM process exited unexpectedly ({status})"))
         }
     }
+}
+
+/// The packages of a VM with each notification source's settings as the configuration makes
+/// them.
+fn with_source_settings(packages: &[VmPackage], config: &PythonVmConfig) -> Vec<VmPackage> {
+    let mut packages = packages.to_vec();
+    for package in &mut packages {
+        for component in &mut package.components {
+            if let Some(base) = &component.source {
+                component.source =
+                    Some(config.source_settings(&package.name, &component.name, base));
+            }
+        }
+    }
+    packages
 }
 
 /// The key of a package's `package-load-failure` alarm.

@@ -8,7 +8,7 @@
 //! server → VM   Start{packages, paths, log file, level, ...}
 //! VM → server   ComponentStatus (one per component, in order), Current (whenever it changes),
 //!               Ready
-//! server → VM   SetLogLevel / SetSelfAssign (any time), Stop
+//! server → VM   SetLogLevel / SetSelfAssign / SetSourceSettings (any time), Stop
 //! VM → server   Stopped, then the VM exits 0
 //! ```
 //!
@@ -466,6 +466,23 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                     }
                 }
                 Ok(Some(ToVm::SetSelfAssign { mode })) => state.set_self_assign(mode),
+                Ok(Some(ToVm::SetSourceSettings {
+                    package,
+                    component,
+                    settings,
+                })) => {
+                    let settings = serde_json::to_string(&settings).unwrap_or_default();
+                    let restarted = py.import("ncs._vm").and_then(|vm| {
+                        vm.call_method1("restart_source", (&package, &component, settings))
+                    });
+                    if let Err(e) = restarted {
+                        state.log.write(
+                            vmlog::ERROR,
+                            MAIN_THREAD,
+                            &format!("restarting source {component} of {package}: {e}"),
+                        );
+                    }
+                }
                 // Answered with the GIL in hand: what the server checks is that Python code can
                 // still run here.
                 Ok(Some(ToVm::Ping { id })) => state.send(&FromVm::Pong { id }),

@@ -200,6 +200,16 @@ pub enum ToVm {
         /// The new mode.
         mode: SelfAssignMode,
     },
+    /// A notification source's settings changed (its options in the configuration): the
+    /// source runs again with them, on a new object.
+    SetSourceSettings {
+        /// The package.
+        package: String,
+        /// The component.
+        component: String,
+        /// The new settings.
+        settings: SourceSettings,
+    },
     /// Run a callback of package code (an action's `cb_action`, ...) in a Python thread of its
     /// own, and answer [`FromVm::CallResult`] with the same id. The reader thread must not run
     /// it: the callback's own transaction requests need the reader to deliver their replies.

@@ -1,5 +1,6 @@
 //! The server's own YANG modules, compiled into the binary so that `pyvmd serve` works from any
-//! directory: `tailf-ncs`, `tailf-ncs-alarms`, `pyvmd-services`, the standard NETCONF modules
+//! directory: `tailf-ncs`, `tailf-ncs-alarms`, `pyvmd-services`, `pyvmd-notifications`, the
+//! standard NETCONF modules
 //! (with those of RFC 5277 and RFC 6470 notifications),
 //! and `tailf-common` for packages to import. `--yang-dir` adds modules to these.
 //!
@@ -45,6 +46,10 @@ const MODULES: &[(&str, &str)] = &[
     (
         "notifications@2008-07-14.yang",
         include_str!("../../yang/notifications@2008-07-14.yang"),
+    ),
+    (
+        "pyvmd-notifications.yang",
+        include_str!("../../yang/pyvmd-notifications.yang"),
     ),
     (
         "pyvmd-services.yang",
