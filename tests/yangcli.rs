@@ -3,7 +3,8 @@
 //! and `<get-schema>`, reads with `sget` (subtree filter) and `xget` (XPath filter), edits the
 //! candidate with `merge`, and `commit`s and `save`s (commit, then copy-config running to
 //! startup); it runs a package rpc and `create`s a service instance, whose `cb_create` writes
-//! derived configuration. The result is then read back with ncclient.
+//! derived configuration; it subscribes to the NETCONF stream with a replay and receives the
+//! session's configuration changes. The result is then read back with ncclient.
 //!
 //! Without yangcli (or python3 with ncclient) the test prints a loud notice and passes, except
 //! under CI (`CI=true`), where that is a failure.
@@ -182,7 +183,9 @@ m.close_session()
          echo message=hello upper=true\n\
          create /services/vlan-service -- name=lab vlan-id=99 port=ge9\n\
          commit\n\
-         xget /vlans\n",
+         xget /vlans\n\
+         create-subscription startTime=2000-01-01T00:00:00Z\n\
+         sget /netconf/streams\n",
     )
     .expect("script written");
 
@@ -248,6 +251,21 @@ m.close_session()
     assert!(
         output.contains("vlan 99") && output.contains("name vlan-99"),
         "the service instance did not write its VLAN:\n{output}"
+    );
+    // The subscription replays this session's changes (the service commit among them) and
+    // says when the replay is complete; the stream list is readable.
+    assert!(
+        output.contains("Incoming notification")
+            && output.contains("netconf-config-change")
+            && output.contains("target /tailf-ncs:services")
+            && output.contains("target /demo-service:vlans")
+            && !output.contains("service-bookkeeping")
+            && output.contains("replayComplete"),
+        "create-subscription did not replay the session's changes:\n{output}"
+    );
+    assert!(
+        output.contains("stream NETCONF") && output.contains("replaySupport true"),
+        "/netconf/streams is not shown:\n{output}"
     );
 
     // Read back with ncclient: running and startup both hold the change.

@@ -182,7 +182,11 @@ pub fn changed_nodes(
         .diff(new.unwrap_or(&empty), DataDiffFlags::empty())?;
     let mut edits = Vec::new();
     if let Some(first) = diff.tree().reference() {
-        for top in first.inclusive_siblings() {
+        // The services' bookkeeping is the server's own, never shown to clients.
+        for top in first
+            .inclusive_siblings()
+            .filter(|n| n.schema().module().name() != super::bookkeeping::MODULE)
+        {
             collect(&top, &mut edits);
         }
     }
@@ -210,5 +214,80 @@ fn collect(node: &DataNodeRef<'_>, edits: &mut Vec<ChangedNode>) {
                 collect(&child, edits);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yang5::data::{DataFormat, DataParserFlags, DataValidationFlags};
+
+    use super::*;
+
+    fn tree(xml: &str) -> DataTree<'static> {
+        DataTree::parse_string(
+            crate::yang::test_context(),
+            xml,
+            DataFormat::XML,
+            DataParserFlags::STRICT | DataParserFlags::NO_STATE,
+            DataValidationFlags::NO_STATE,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_topmost_changed_nodes_with_their_operation() {
+        let ns = "xmlns=\"http://tail-f.com/ns/ncs\"";
+        let old = tree(&format!(
+            "<python-vm {ns}><logging><level>level-info</level>\
+             <vm-levels><node-id>a</node-id><level>level-debug</level></vm-levels>\
+             </logging></python-vm>"
+        ));
+        let new = tree(&format!(
+            "<python-vm {ns}><logging><level>level-error</level>\
+             <vm-levels><node-id>b</node-id><level>level-debug</level></vm-levels>\
+             </logging></python-vm>"
+        ));
+        let edits = changed_nodes(Some(&old), Some(&new), crate::yang::test_context()).unwrap();
+        let seen: Vec<(&str, &str)> = edits
+            .iter()
+            .map(|e| (e.target.path.as_str(), e.operation.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "/tailf-ncs:python-vm/tailf-ncs:logging/tailf-ncs:level",
+                    "replace"
+                ),
+                (
+                    "/tailf-ncs:python-vm/tailf-ncs:logging/tailf-ncs:vm-levels[tailf-ncs:node-id='a']",
+                    "delete"
+                ),
+                (
+                    "/tailf-ncs:python-vm/tailf-ncs:logging/tailf-ncs:vm-levels[tailf-ncs:node-id='b']",
+                    "create"
+                ),
+            ]
+        );
+        assert_eq!(
+            edits[0].target.xmlns(),
+            " xmlns:tailf-ncs=\"http://tail-f.com/ns/ncs\""
+        );
+        // From nothing: the top node is created; no change: no edits.
+        let created = changed_nodes(None, Some(&new), crate::yang::test_context()).unwrap();
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].operation, ChangeOperation::Create);
+        assert!(
+            changed_nodes(Some(&new), Some(&new), crate::yang::test_context())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn xpath_quoting_survives_both_quotes() {
+        assert_eq!(quote_xpath("a"), "'a'");
+        assert_eq!(quote_xpath("it's"), "\"it's\"");
+        assert_eq!(quote_xpath("a'b\"c"), "concat('a', \"'\", 'b\"c')");
     }
 }
