@@ -13,6 +13,8 @@ use anyhow::{Context as _, bail};
 
 use crate::client::NetconfClient;
 
+mod notifications;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -28,7 +30,8 @@ pub struct BenchOptions {
     pub sessions: usize,
     /// Create/delete cycles of a service instance in the services' memory figure.
     pub service_cycles: usize,
-    /// Run only this group of figures (`core`, `vms`, `actions`, `services`); all if `None`.
+    /// Run only this group of figures (`core`, `vms`, `actions`, `services`,
+    /// `notifications`); all if `None`.
     pub only: Option<String>,
 }
 
@@ -168,9 +171,9 @@ const NS_NCS: &str = "http://tail-f.com/ns/ncs";
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let wanted = |group: &str| options.only.as_deref().is_none_or(|only| only == group);
     if let Some(only) = &options.only
-        && !["core", "vms", "actions", "services"].contains(&only.as_str())
+        && !["core", "vms", "actions", "services", "notifications"].contains(&only.as_str())
     {
-        bail!("unknown group {only:?}: use core, vms, actions or services");
+        bail!("unknown group {only:?}: use core, vms, actions, services or notifications");
     }
     let mut figures = Vec::new();
     if wanted("core") {
@@ -193,6 +196,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
                 options.service_cycles,
             )
             .await?,
+        );
+    }
+    if wanted("notifications") {
+        figures.extend(
+            notifications::notifications(options.yang_dir.as_deref(), options.edits).await?,
         );
     }
     println!(

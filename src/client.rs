@@ -168,12 +168,15 @@ async fn open(addr: SocketAddr) -> anyhow::Result<Handle<AcceptAnyHostKey>> {
         .with_context(|| format!("SSH connection to {addr}"))
 }
 
-/// A minimal NETCONF client over [`SshChannel`]: hello exchange, framing, and one rpc at a time.
+/// A minimal NETCONF client over [`SshChannel`]: hello exchange, framing, one rpc at a time,
+/// and the notifications of a subscription (which may arrive between an rpc and its reply).
 /// Light enough that benchmarks measure the server rather than the client.
 pub struct NetconfClient {
     channel: SshChannel,
     decoder: FrameDecoder,
     next_message_id: u64,
+    /// Notifications that arrived while an rpc waited for its reply.
+    notifications: std::collections::VecDeque<Vec<u8>>,
     /// The session-id the server assigned.
     pub session_id: u32,
     /// The capabilities the server announced.
@@ -193,6 +196,7 @@ impl NetconfClient {
             channel,
             decoder: FrameDecoder::new(usize::MAX / 2),
             next_message_id: 1,
+            notifications: std::collections::VecDeque::new(),
             session_id: 0,
             capabilities: Vec::new(),
         };
@@ -223,8 +227,28 @@ impl NetconfClient {
         self.next_message_id += 1;
         let message = format!("<rpc xmlns=\"{NS_BASE}\" message-id=\"{id}\">{operation}</rpc>");
         self.send_message(message.as_bytes()).await?;
-        let reply = self.recv_message().await?;
-        Ok(String::from_utf8(reply)?)
+        loop {
+            let message = self.recv_message().await?;
+            if is_notification(&message) {
+                self.notifications.push_back(message);
+                continue;
+            }
+            return Ok(String::from_utf8(message)?);
+        }
+    }
+
+    /// The next notification (of a subscription made with `create-subscription`).
+    pub async fn notification(&mut self) -> anyhow::Result<Vec<u8>> {
+        if let Some(queued) = self.notifications.pop_front() {
+            return Ok(queued);
+        }
+        let message = self.recv_message().await?;
+        anyhow::ensure!(
+            is_notification(&message),
+            "expected a notification, got: {}",
+            String::from_utf8_lossy(&message)
+        );
+        Ok(message)
     }
 
     /// Sends one message with the session's framing.
@@ -254,6 +278,19 @@ impl NetconfClient {
         self.channel.close().await;
         Ok(())
     }
+}
+
+/// True for a `<notification>` message (as this server writes them: the element first).
+fn is_notification(message: &[u8]) -> bool {
+    let text = message.trim_ascii_start();
+    let text = match text.strip_prefix(b"<?xml") {
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(rest, |i| rest[i + 1..].trim_ascii_start()),
+        None => text,
+    };
+    text.starts_with(b"<notification")
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ struct BenchArgs {
     /// Create/delete cycles of a service instance in the services' memory figure.
     #[arg(long, default_value_t = 10_000)]
     service_cycles: usize,
-    /// Run only one group of figures: core, vms, actions or services.
+    /// Run only one group of figures: core, vms, actions, services or notifications.
     #[arg(long)]
     only: Option<String>,
 }
