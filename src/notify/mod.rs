@@ -202,16 +202,18 @@ impl Notifier {
             .cloned()
     }
 
-    /// Every stream, by name.
-    pub fn streams(&self) -> Vec<StreamInfo> {
-        let streams: Vec<Arc<Stream>> = self
-            .streams
+    fn all(&self) -> Vec<Arc<Stream>> {
+        self.streams
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
-            .collect();
-        streams
+            .collect()
+    }
+
+    /// Every stream, by name.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.all()
             .iter()
             .map(|s| StreamInfo {
                 name: s.spec.name.clone(),
@@ -304,14 +306,7 @@ impl Notifier {
 
     /// Makes every replay log durable (at shutdown).
     pub fn sync(&self) {
-        let streams: Vec<Arc<Stream>> = self
-            .streams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for stream in streams {
+        for stream in self.all() {
             if let Some(log) = &mut stream.state().log
                 && let Err(e) = log.sync()
             {

@@ -364,6 +364,14 @@ mod tests {
         )
     }
 
+    fn first_segment(dir: &Path) -> PathBuf {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "log"))
+            .unwrap()
+    }
+
     fn all(log: &ReplayLog) -> Vec<u64> {
         let mut seqs = Vec::new();
         log.snapshot(DateTime::<Utc>::MIN_UTC)
@@ -398,11 +406,7 @@ mod tests {
         log.append(&event(1, 1)).unwrap();
         log.append(&event(2, 2)).unwrap();
         drop(log);
-        let segment = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "log"))
-            .unwrap();
+        let segment = first_segment(dir.path());
         // Half a record, as a crash in the middle of a write leaves it.
         let half = encode(&event(3, 3));
         let mut f = OpenOptions::new().append(true).open(&segment).unwrap();
@@ -422,11 +426,7 @@ mod tests {
             log.append(&event(seq, seq as i64)).unwrap();
         }
         drop(log);
-        let segment = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "log"))
-            .unwrap();
+        let segment = first_segment(dir.path());
         let mut bytes = fs::read(&segment).unwrap();
         let second = encode(&event(1, 1)).len() + HEADER + 2;
         bytes[second] ^= 0xff;

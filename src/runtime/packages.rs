@@ -1002,7 +1002,7 @@ fn own_children(element: &Element) -> impl Iterator<Item = &Element> {
 }
 
 /// The trimmed text of a leaf element (NSO's own examples wrap class names over lines).
-fn leaf(element: &Element) -> Result<String, String> {
+pub(super) fn leaf(element: &Element) -> Result<String, String> {
     if element.has_elements() {
         return Err(format!("<{}> must hold text, not elements", element.name));
     }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::packages::leaf;
 use crate::datastore::Datastore;
 use crate::netconf::xml::Element;
 use crate::notify::{Notifier, StreamSpec};
@@ -50,13 +51,6 @@ fn pyvmd_children(element: &Element) -> impl Iterator<Item = &Element> {
     element.elements().filter(|e| e.ns == PYVMD_PACKAGE_NS)
 }
 
-fn text(element: &Element) -> Result<String, String> {
-    if element.has_elements() {
-        return Err(format!("<{}> must hold text, not elements", element.name));
-    }
-    Ok(element.text().trim().to_string())
-}
-
 /// The streams a package declares (`notification-stream` elements of `ncs-package`).
 pub fn parse_streams(package: &Element) -> Result<Vec<StreamSpec>, String> {
     let mut streams: Vec<StreamSpec> = Vec::new();
@@ -69,7 +63,7 @@ pub fn parse_streams(package: &Element) -> Result<Vec<StreamSpec>, String> {
         }
         let (mut name, mut description, mut replay) = (None, None, None);
         for child in pyvmd_children(element) {
-            let value = text(child)?;
+            let value = leaf(child)?;
             let slot = match child.name.as_str() {
                 "name" => &mut name,
                 "description" => &mut description,
@@ -128,7 +122,7 @@ pub fn parse_source(component: &Element) -> Result<Option<SourceSettings>, Strin
         for child in pyvmd_children(element) {
             match child.name.as_str() {
                 "stream" => {
-                    if source.stream.replace(text(child)?).is_some() {
+                    if source.stream.replace(leaf(child)?).is_some() {
                         return Err("<stream> is given twice in <notification-source>".into());
                     }
                 }
@@ -137,8 +131,8 @@ pub fn parse_source(component: &Element) -> Result<Option<SourceSettings>, Strin
                     let mut value = None;
                     for part in pyvmd_children(child) {
                         match part.name.as_str() {
-                            "name" => name = Some(text(part)?),
-                            "value" => value = Some(text(part)?),
+                            "name" => name = Some(leaf(part)?),
+                            "value" => value = Some(leaf(part)?),
                             other => {
                                 return Err(format!("unknown element <{other}> in <option>"));
                             }
