@@ -65,7 +65,11 @@ pub unsafe fn child(node: Node) -> Node {
         if node.is_null() || (*node).schema.is_null() {
             return ptr::null_mut();
         }
-        let inner = (ffi::LYS_CONTAINER | ffi::LYS_LIST) as u16;
+        // libyang's inner nodes (`LYD_NODE_INNER`): notifications, rpcs and actions have
+        // children too.
+        let inner =
+            (ffi::LYS_CONTAINER | ffi::LYS_LIST | ffi::LYS_RPC | ffi::LYS_ACTION | ffi::LYS_NOTIF)
+                as u16;
         if (*(*node).schema).nodetype & inner != 0 {
             (*(node as *mut ffi::lyd_node_inner)).child
         } else {

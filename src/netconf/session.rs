@@ -42,6 +42,7 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
     info!("session {id} started: user {} from {from}", peer.user);
     let info = server.sessions.get(id);
+    let io_abort = io.abort;
     let mut conn = Connection {
         input: io.input,
         output: io.output,
@@ -102,8 +103,17 @@ pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
         server.events.session_end(info, termination);
     }
     server.sessions.unregister(id);
-    let _ = conn.output.send(Output::Close).await;
+    // A client that does not read fills the output queue: waiting for room would keep the
+    // session (and its channel) forever, so after a grace period the channel is closed without
+    // the rest.
+    let close = tokio::time::timeout(CLOSE_GRACE, conn.output.send(Output::Close));
+    if close.await.is_err() {
+        io_abort.notify_one();
+    }
 }
+
+/// How long the end of a session waits for its client to take the output still queued.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Connection {
     input: mpsc::Receiver<Vec<u8>>,

@@ -122,8 +122,26 @@ impl Sink {
     }
 }
 
-/// Runs a subscription to its end.
-async fn run(mut new: NewSubscription, sink: &Sink) {
+/// Runs a subscription to its end. If the subscriber's queue overflows meanwhile (even while
+/// the task waits for a client that does not read), the session is ended.
+async fn run(new: NewSubscription, sink: &Sink) {
+    let overflow = new.subscription.overflow_signal();
+    tokio::select! {
+        _ = forward(new, sink) => {}
+        _ = overflow.wait() => {}
+    }
+    if overflow.happened() {
+        warn!(
+            session = sink.session_id,
+            "the subscriber did not keep up with its stream; ending the session so that it can \
+             resubscribe with a replay"
+        );
+        sink.server.sessions.kill(sink.session_id, 0);
+    }
+}
+
+/// Sends the replay, then the live events, to the end of the subscription.
+async fn forward(mut new: NewSubscription, sink: &Sink) {
     let filter = new.filter.as_ref();
     if let (Some(start), Some(snapshot)) = (new.start, new.subscription.replay.take()) {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
@@ -160,14 +178,7 @@ async fn run(mut new: NewSubscription, sink: &Sink) {
             None => new.subscription.events.recv().await,
         };
         let Some(event) = next else {
-            if new.subscription.overflowed() {
-                warn!(
-                    session = sink.session_id,
-                    "the subscriber did not keep up with its stream; ending the session so that \
-                     it can resubscribe with a replay"
-                );
-                sink.server.sessions.kill(sink.session_id, 0);
-            }
+            // The queue was dropped: it overflowed (see run).
             return;
         };
         if new.stop.is_some_and(|stop| event.time > stop) {

@@ -83,7 +83,14 @@ pub struct NotifyOptions {
 struct Subscriber {
     id: u64,
     queue: mpsc::Sender<Arc<Event>>,
-    overflowed: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
+}
+
+/// Set once a subscriber's queue overflowed; its subscription can wait for it.
+#[derive(Default)]
+struct Overflow {
+    happened: AtomicBool,
+    notify: tokio::sync::Notify,
 }
 
 struct StreamState {
@@ -118,7 +125,7 @@ pub struct Subscription {
     pub events: mpsc::Receiver<Arc<Event>>,
     /// For a replay: the stored events (all older than any of `events`).
     pub replay: Option<ReplaySnapshot>,
-    overflowed: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
     stream: Arc<Stream>,
     id: u64,
 }
@@ -127,7 +134,31 @@ impl Subscription {
     /// True once the subscriber fell so far behind that its queue overflowed; `events` then
     /// ends after what it holds.
     pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Relaxed)
+        self.overflow_signal().happened()
+    }
+
+    /// A handle that waits for the overflow of this subscription: a subscriber stuck on a
+    /// client that does not read learns it there, not only at the end of its queue.
+    pub fn overflow_signal(&self) -> OverflowSignal {
+        OverflowSignal(Arc::clone(&self.overflow))
+    }
+}
+
+/// Waits for a subscription's overflow (see [`Subscription::overflow_signal`]).
+#[derive(Clone)]
+pub struct OverflowSignal(Arc<Overflow>);
+
+impl OverflowSignal {
+    /// True once the subscription's queue has overflowed.
+    pub fn happened(&self) -> bool {
+        self.0.happened.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the subscription's queue has overflowed.
+    pub async fn wait(&self) {
+        if !self.happened() {
+            self.0.notify.notified().await;
+        }
     }
 }
 
@@ -257,7 +288,9 @@ impl Notifier {
                         queued = self.options.queue_depth,
                         "a subscriber fell too far behind; its subscription is dropped"
                     );
-                    s.overflowed.store(true, Ordering::Relaxed);
+                    s.overflow.happened.store(true, Ordering::Relaxed);
+                    // A stored permit: the subscription may not be waiting yet.
+                    s.overflow.notify.notify_one();
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -277,7 +310,7 @@ impl Notifier {
             .find(stream)
             .ok_or_else(|| NotifyError::UnknownStream(stream.to_string()))?;
         let (queue, events) = mpsc::channel(self.options.queue_depth.max(1));
-        let overflowed = Arc::new(AtomicBool::new(false));
+        let overflow = Arc::new(Overflow::default());
         let mut state = stream.state();
         let replay = match replay_from {
             None => None,
@@ -292,13 +325,13 @@ impl Notifier {
         state.subscribers.push(Subscriber {
             id,
             queue,
-            overflowed: Arc::clone(&overflowed),
+            overflow: Arc::clone(&overflow),
         });
         drop(state);
         Ok(Subscription {
             events,
             replay,
-            overflowed,
+            overflow,
             stream,
             id,
         })

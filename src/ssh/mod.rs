@@ -25,6 +25,10 @@ pub struct NetconfIo {
     /// What the session writes; a writer task owned by the SSH layer sends it on the channel.
     /// Sending fails once the channel is gone.
     pub output: mpsc::Sender<Output>,
+    /// Closes the channel at once, dropping what is not written yet: for a session that ends
+    /// while its client does not read (the writer would otherwise wait for window space that
+    /// never comes).
+    pub abort: Arc<tokio::sync::Notify>,
 }
 
 /// One instruction for the writer task of a channel.

@@ -351,13 +351,20 @@ impl russh::server::Handler for Connection {
         session.channel_success(channel)?;
 
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
-        tokio::spawn(pump_output(pending.write, output_rx, pending.gone));
+        let abort = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(pump_output(
+            pending.write,
+            output_rx,
+            pending.gone,
+            Arc::clone(&abort),
+        ));
         // russh only opens channels after authentication, so the user is always known here.
         let user = self.user.clone().unwrap_or_default();
         tracing::debug!(peer = %self.peer, user, channel = %channel, "NETCONF subsystem started");
         let io = NetconfIo {
             input: pending.input,
             output: output_tx,
+            abort,
         };
         (self.shared.starter)(
             io,
@@ -550,12 +557,15 @@ async fn reserve(
 }
 
 /// Executes the session's [`Output`]s on the channel until `Close`, until the session drops
-/// its sender (treated like `Close`, so the client is not left hanging), or until the channel
-/// is gone (`gone`; waiting for window space would otherwise never end).
+/// its sender (treated like `Close`, so the client is not left hanging), until the channel
+/// is gone (`gone`; waiting for window space would otherwise never end), or until the session
+/// aborts it (`abort`: it ended while its client was not reading; the channel is closed
+/// without what is still queued).
 async fn pump_output(
     write: ChannelWriteHalf<Msg>,
     mut output: mpsc::Receiver<Output>,
     mut gone: watch::Receiver<bool>,
+    abort: Arc<tokio::sync::Notify>,
 ) {
     let channel = write.id();
     let work = async {
@@ -570,14 +580,24 @@ async fn pump_output(
         write.close().await?;
         Ok::<(), russh::Error>(())
     };
-    tokio::select! {
-        result = work => match result {
-            Ok(()) => tracing::debug!(channel = %channel, "NETCONF channel closed by the server"),
-            Err(e) => tracing::debug!(channel = %channel, error = %e, "writing to the channel failed"),
-        },
+    let aborted = tokio::select! {
+        result = work => {
+            match result {
+                Ok(()) => tracing::debug!(channel = %channel, "NETCONF channel closed by the server"),
+                Err(e) => tracing::debug!(channel = %channel, error = %e, "writing to the channel failed"),
+            }
+            false
+        }
         _ = gone.wait_for(|gone| *gone) => {
             tracing::debug!(channel = %channel, "channel gone; writer stops");
+            false
         }
+        _ = abort.notified() => true,
+    };
+    if aborted {
+        // A close is not subject to the window: it reaches a client that reads nothing.
+        let _ = write.close().await;
+        tracing::debug!(channel = %channel, "NETCONF channel closed with output still queued");
     }
 }
 

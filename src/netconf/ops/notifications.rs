@@ -9,7 +9,7 @@ use super::{Call, OpOutcome};
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
 use crate::netconf::rpc::OpResult;
 use crate::netconf::subscription::{NS_NC_NOTIFICATIONS, NewSubscription};
-use crate::netconf::xml::escape_text;
+use crate::netconf::xml::{NS_BASE, escape_text};
 use crate::notify::{NETCONF_STREAM, Notifier, NotifyError, event_time};
 
 /// The namespace of `create-subscription` and its parameters.
@@ -55,7 +55,9 @@ pub async fn create_subscription(call: &Call<'_>) -> OpOutcome {
         }
         _ => {}
     }
+    // RFC 5277 puts <filter> in its own namespace; ncclient sends NETCONF's.
     let filter = param("filter")
+        .or_else(|| op.child(NS_BASE, "filter"))
         .map(|f| parse_filter_element(call, op, f))
         .transpose()?;
     if call.session.subscription.is_active() {
