@@ -441,7 +441,8 @@ fn run_upgrades(state: &native::VmState, start: &VmStart, th: u64, cdb_th: u64) 
 }
 
 /// Handles the messages after `Start`, on its own thread. Exits the process at the end of the
-/// stream (the server is gone); forwards `Stop` to the main thread and stops reading.
+/// stream (the server is gone); forwards `Stop` to the main thread and goes on delivering
+/// replies while it tears down.
 fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
     let Some(state) = native::state() else {
         return;
@@ -449,6 +450,7 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
     // One Python thread state for the whole loop, released while the thread waits for the
     // socket: attaching afresh for each message would create and destroy a thread state (and
     // its frame stack) every time.
+    let mut stopping = false;
     Python::attach(|py| {
         loop {
             match py.detach(|| read_message::<_, ToVm>(&mut reader)) {
@@ -487,10 +489,12 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                 // still run here.
                 Ok(Some(ToVm::Ping { id })) => state.send(&FromVm::Pong { id }),
                 Ok(Some(ToVm::Stop)) => {
-                    // The main thread tears down and exits; an end of stream from here on must not
-                    // cut the teardown short (PDEATHSIG still kills the VM if the server dies).
+                    // The main thread tears down and exits. Reading goes on, so that teardown
+                    // code (teardown(), a source's deinit()) still gets the answers to its
+                    // requests; an end of stream from here on must not cut the teardown short
+                    // (PDEATHSIG still kills the VM if the server dies).
                     let _ = stop.send(());
-                    return;
+                    stopping = true;
                 }
                 Ok(Some(ToVm::Reply { id, reply })) => state.deliver(id, reply),
                 Ok(Some(ToVm::Call { id, call })) => {
@@ -520,6 +524,7 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                         "ignoring a second start message",
                     );
                 }
+                Ok(None) | Err(_) if stopping => return,
                 Ok(None) => {
                     state.log.write(
                         vmlog::INFO,
