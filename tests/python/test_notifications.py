@@ -1093,6 +1093,35 @@ class TestServiceAndAlarmEvents(NotificationTestCase):
 # A subscriber that does not read
 # ==============================================================================================
 
+class TestCapabilityChange(NotificationTestCase):
+    """A package reload that adds a module announces it with netconf-capability-change."""
+
+    def test_a_reload_that_adds_a_module_is_a_capability_change(self):
+        w = self.subscribed()
+        root = self.server.packages_dir
+        package(root, "late", [])
+        write(os.path.join(root, "late", "src", "yang", "late.yang"), """
+            module late {
+              yang-version 1.1;
+              namespace "urn:pyvmd-test:late";
+              prefix late;
+              container late { leaf x { type string; } }
+            }
+            """)
+        reply = self.connect().dispatch(to_ele(
+            '<action xmlns="urn:ietf:params:xml:ns:yang:1"><packages xmlns="%s"><reload/>'
+            '</packages></action>' % NCS_NS))
+        self.assertIn("<result>true</result>", reply.xml)
+        event = self.wait_named(w, "netconf-capability-change")
+        self.assertIsNotNone(event.find("changed-by").find("{%s}server" % NCN_NS), event.xml)
+        added = [el.text.strip() for el in event.body.iter("{%s}added-capability" % NCN_NS)]
+        self.assertTrue(any(c.startswith("urn:pyvmd-test:late?module=late") for c in added),
+                        event.xml)
+        # New sessions get the module in their hello.
+        self.assertTrue(any(c.startswith("urn:pyvmd-test:late?")
+                            for c in self.connect().server_capabilities), "late not announced")
+
+
 class TestSlowSubscriber(NotificationTestCase):
     server_args = ("--notification-queue", "50")
     EDITS = 500
