@@ -667,8 +667,11 @@ class TestPackageNotifications(NotifTestCase):
         self.assertIn("first batch: Error: ", report)
         self.assertIn("notification 3", report.split("first batch:")[1])
         self.assertIn('"bad"', report.split("first batch:")[1])
-        # Both sources are running components of the package, each with its entry.
+        # The sources are running components of the package, each with its entry (the one
+        # without a stream in its metadata is on its class's stream).
         current = self.current_entries("nsrc")
+        self.assertEqual(current.get(("nsrc", "classy", "nsrc-sources (notification source)")),
+                         "running", current)
         self.assertEqual(current.get(("nsrc", "fetcher", "nsrc-sources (notification source)")),
                          "running", current)
         self.assertEqual(current.get(("nsrc", "batcher", "nsrc-sources (notification source)")),
@@ -938,7 +941,7 @@ class TestNotificationSources(NotifTestCase):
         self.assertEqual(current[("src-raise", "main", "raise (notification source)")],
                          "finished")
 
-    def test_a_run_that_ignores_request_exit_does_not_stop_the_vm_stopping(self):
+    def test_a_run_that_ignores_request_exit_does_not_keep_the_vm_from_stopping(self):
         self.wait_for("the stuck source running", lambda: self.current_entries("src-stuck").get(
             ("src-stuck", "main", "stuck (notification source)")) == "running")
         reply = self.action("stop", "src-stuck")
