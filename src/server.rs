@@ -2,7 +2,7 @@
 //! SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::notify::{Notifier, NotifyOptions, ReplayLimits};
 use crate::runtime::{Runtime, Schema, SchemaSource, SupervisorOptions, packages};
 use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
 use crate::state_lock::StateLock;
-use crate::yang::{YangContext, builtin};
+use crate::yang::{YangContext, builtin, extra_modules};
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -26,8 +26,12 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Host keys and the persisted datastores.
     pub state_dir: PathBuf,
-    /// The YANG modules to load.
+    /// A directory of YANG modules to load besides the built-in ones.
     pub yang_dir: Option<PathBuf>,
+    /// Extra modules to implement, by name (found in `module_path`) or by file path.
+    pub extra_modules: Vec<String>,
+    /// Where `extra_modules` names, and their imports, are looked up.
+    pub module_path: Vec<PathBuf>,
     /// Password logins.
     pub users: Vec<UserPassword>,
     /// An OpenSSH `authorized_keys` file for public-key logins.
@@ -56,6 +60,33 @@ pub struct ServeOptions {
     pub notification_queue: usize,
 }
 
+/// Writes the modules the server loads into a fresh directory, which lives as long as the
+/// returned value: the built-in ones, those of `yang_dir` (`--yang-dir`), and the
+/// `extra_modules` (`--modules`) found in `module_path` with their imports.
+///
+/// # Errors
+/// A directory that cannot be read or written, or an extra module that cannot be found.
+pub fn module_directory(
+    yang_dir: Option<&Path>,
+    extra_modules: &[String],
+    module_path: &[PathBuf],
+) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("pyvmd-yang-")
+        .tempdir()
+        .context("creating a directory for the YANG modules")?;
+    builtin::write_modules(dir.path(), yang_dir).with_context(|| match yang_dir {
+        Some(yang_dir) => format!("cannot read the YANG directory {}", yang_dir.display()),
+        None => "cannot write the built-in YANG modules".to_string(),
+    })?;
+    let extra = extra_modules::resolve(extra_modules, module_path)?;
+    extra_modules::install(dir.path(), &extra, module_path)?;
+    for module in &extra {
+        info!(file = %module.display(), "extra YANG module");
+    }
+    Ok(dir)
+}
+
 /// Runs the server until a termination signal arrives.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let _state_lock = StateLock::acquire(&options.state_dir)?;
@@ -69,17 +100,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             "the packages directory does not exist: no packages run (see --packages)"
         );
     }
-    // The built-in modules, with those of --yang-dir, in a directory of their own.
-    let yang_dir = tempfile::Builder::new()
-        .prefix("pyvmd-yang-")
-        .tempdir()
-        .context("creating a directory for the YANG modules")?;
-    builtin::write_modules(yang_dir.path(), options.yang_dir.as_deref()).with_context(|| {
-        match &options.yang_dir {
-            Some(dir) => format!("cannot read the YANG directory {}", dir.display()),
-            None => "cannot write the built-in YANG modules".to_string(),
-        }
-    })?;
+    let yang_dir = module_directory(
+        options.yang_dir.as_deref(),
+        &options.extra_modules,
+        &options.module_path,
+    )?;
     // Packages come first: their YANG joins the schema that the datastores are opened with.
     let mut packages = packages::discover(&options.packages_dir);
     let (yang, yang_failures) =

@@ -9,6 +9,7 @@
 pub mod builtin;
 pub mod context;
 mod extension;
+pub mod extra_modules;
 pub mod source;
 
 pub use context::{
