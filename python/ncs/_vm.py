@@ -470,6 +470,10 @@ def _source_failed(ctx, message):
         _log.warning("cannot report the failure of a notification source: %s", exc)
 
 
+# The packages' python/ directories (set by boot): where an error is in package code.
+_package_roots = []
+
+
 def boot(sys_path, site_dirs, level):
     """Prepares the interpreter: logging to the VM log at ``level``, then the package paths.
 
@@ -483,6 +487,7 @@ def boot(sys_path, site_dirs, level):
     root.addHandler(VmLogHandler())
     root.setLevel(level)
     sys.path[0:0] = [p for p in sys_path if p not in sys.path]
+    _package_roots[:] = sys_path
     for directory in site_dirs:
         before = list(sys.path)
         site.addsitedir(directory)
@@ -545,6 +550,45 @@ def flush_stdio():
                 stream.flush()
         except Exception:  # noqa: BLE001  (a closed or broken stream must not block the exit)
             pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Import check (`pyvmd check-packages`)
+
+
+def check_imports(specs):
+    """Imports the module of each component and looks its class up, instantiating nothing.
+
+    ``specs`` are (package, component, module, class, python-class-name) tuples. Returns the
+    failures as (package, component, python-class-name, file, line, error) tuples; ``file`` and
+    ``line`` point into the package's code where Python can tell (the innermost frame outside
+    the import machinery, the line of a syntax error, the module that lacks the class), else
+    they are None.
+    """
+    problems = []
+    for package, component, module_name, class_name, display_name in specs:
+        try:
+            module = importlib.import_module(module_name)
+        except BaseException as exc:  # noqa: BLE001  (any failure of package code is a finding)
+            problems.append((package, component, display_name) + _where(exc)
+                            + (_last_line(exc),))
+            continue
+        if not isinstance(getattr(module, class_name, None), type):
+            what = "has no class %r" % class_name
+            problems.append((package, component, display_name,
+                             getattr(module, "__file__", None), None,
+                             "module %r %s" % (module_name, what)))
+    return problems
+
+
+def _where(exc):
+    """(file, line) of an import failure in the package's code, or (None, None)."""
+    if isinstance(exc, SyntaxError) and exc.filename and not exc.filename.startswith("<"):
+        return exc.filename, exc.lineno
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if any(frame.filename.startswith(root.rstrip("/") + "/") for root in _package_roots):
+            return frame.filename, frame.lineno
+    return None, None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ mod actions;
 mod alarms;
 mod callbacks;
 mod config;
+pub mod import_check;
 mod maapi;
 pub mod packages;
 mod status;

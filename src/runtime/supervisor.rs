@@ -869,7 +869,7 @@ impl Supervisor {
                         &text,
                     );
                 }
-                FromVm::Request { .. } | FromVm::Upgraded { .. } => {
+                FromVm::Request { .. } | FromVm::Upgraded { .. } | FromVm::Checked { .. } => {
                     warn!(vm, "unexpected message from a VM: {message:?}");
                 }
             }

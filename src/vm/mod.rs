@@ -36,12 +36,13 @@ mod vmlog;
 use std::io::BufReader;
 use std::os::fd::{FromRawFd as _, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use protocol::{FromVm, PROTOCOL_VERSION, ToVm, VmComponent, VmStart, read_message};
+use protocol::{FromVm, ImportProblem, PROTOCOL_VERSION, ToVm, VmComponent, VmStart, read_message};
 use vmlog::VmLog;
 
 /// The environment variable naming the socket's file descriptor.
@@ -63,6 +64,16 @@ pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The thread name of the log lines that the VM itself writes (Python's name of this thread).
 const MAIN_THREAD: &str = "MainThread";
+
+/// What the first message asks of this VM.
+enum FirstJob {
+    /// Run the components until `Stop`.
+    Start,
+    /// Run the upgrade components with these transactions, then exit.
+    Upgrade { th: u64, cdb_th: u64 },
+    /// Import the components' classes, report, exit.
+    Check,
+}
 
 /// Runs a VM: the `pyvmd vm` subcommand. Never returns: the process exits with [`EXIT_OK`],
 /// [`EXIT_SETUP`] or [`EXIT_NO_PYTHON`] (returning would run Rust destructors while Python
@@ -200,7 +211,9 @@ fn run() -> Result<i32, String> {
     let protocol = versioned
         .and_then(|v| v.get("protocol"))
         .and_then(serde_json::Value::as_u64);
-    if matches!(kind, Some("start" | "upgrade")) && protocol != Some(u64::from(PROTOCOL_VERSION)) {
+    if matches!(kind, Some("start" | "upgrade" | "check"))
+        && protocol != Some(u64::from(PROTOCOL_VERSION))
+    {
         let theirs = protocol.map_or_else(|| "an unknown version".to_owned(), |v| v.to_string());
         return Err(fatal(
             &mut writer,
@@ -210,9 +223,10 @@ fn run() -> Result<i32, String> {
             ),
         ));
     }
-    let (start, upgrade) = match serde_json::from_value::<ToVm>(first) {
-        Ok(ToVm::Start(start)) => (start, None),
-        Ok(ToVm::Upgrade { start, th, cdb_th }) => (start, Some((th, cdb_th))),
+    let (start, first_job) = match serde_json::from_value::<ToVm>(first) {
+        Ok(ToVm::Start(start)) => (start, FirstJob::Start),
+        Ok(ToVm::Upgrade { start, th, cdb_th }) => (start, FirstJob::Upgrade { th, cdb_th }),
+        Ok(ToVm::Check(start)) => (start, FirstJob::Check),
         Ok(other) => {
             return Err(fatal(
                 &mut writer,
@@ -289,10 +303,18 @@ fn run() -> Result<i32, String> {
         .spawn(move || read_loop(reader, stop_tx))
         .map_err(|e| format!("starting the reader thread: {e}"))?;
 
-    if let Some((th, cdb_th)) = upgrade {
-        let error = run_upgrades(state, &start, th, cdb_th);
-        state.send(&FromVm::Upgraded { error });
-        return Ok(EXIT_OK);
+    match first_job {
+        FirstJob::Start => {}
+        FirstJob::Upgrade { th, cdb_th } => {
+            let error = run_upgrades(state, &start, th, cdb_th);
+            state.send(&FromVm::Upgraded { error });
+            return Ok(EXIT_OK);
+        }
+        FirstJob::Check => {
+            let problems = check_imports(state, &start);
+            state.send(&FromVm::Checked { problems });
+            return Ok(EXIT_OK);
+        }
     }
 
     start_components(state, &start);
@@ -440,6 +462,71 @@ fn run_upgrades(state: &native::VmState, start: &VmStart, th: u64, cdb_th: u64) 
     None
 }
 
+/// Imports every component's module and looks its class up (`ncs._vm.check_imports`),
+/// instantiating nothing: what `pyvmd check-packages` asks of a VM.
+fn check_imports(state: &native::VmState, start: &VmStart) -> Vec<ImportProblem> {
+    let mut problems = Vec::new();
+    let mut specs = Vec::new();
+    for package in &start.packages {
+        for component in &package.components {
+            let problem = |message: String| ImportProblem {
+                package: package.name.clone(),
+                component: component.name.clone(),
+                class_name: component.class_name.clone(),
+                file: None,
+                line: None,
+                message,
+            };
+            match split_class_name(&component.name, &component.class_name) {
+                Ok(class) => specs.push((
+                    package.name.clone(),
+                    component.name.clone(),
+                    class.module,
+                    class.class,
+                    component.class_name.clone(),
+                )),
+                Err(error) => problems.push(problem(error)),
+            }
+        }
+    }
+    let checked = Python::attach(|py| {
+        py.import("ncs._vm")
+            .and_then(|vm| vm.call_method1("check_imports", (specs,)))
+            .and_then(|found| {
+                found
+                    .extract::<Vec<(String, String, String, Option<String>, Option<u32>, String)>>()
+            })
+            .map_err(|e| interp::format_traceback(py, &e))
+    });
+    match checked {
+        Ok(found) => problems.extend(found.into_iter().map(
+            |(package, component, class_name, file, line, message)| ImportProblem {
+                package,
+                component,
+                class_name,
+                file: file.map(PathBuf::from),
+                line,
+                message,
+            },
+        )),
+        Err(traceback) => {
+            state.log.write(vmlog::ERROR, MAIN_THREAD, &traceback);
+            problems.push(ImportProblem {
+                package: String::new(),
+                component: String::new(),
+                class_name: String::new(),
+                file: None,
+                line: None,
+                message: format!(
+                    "the import check failed: {}",
+                    traceback.trim_end().lines().last().unwrap_or("")
+                ),
+            });
+        }
+    }
+    problems
+}
+
 /// Handles the messages after `Start`, on its own thread. Exits the process at the end of the
 /// stream (the server is gone); forwards `Stop` to the main thread and goes on delivering
 /// replies while it tears down.
@@ -517,7 +604,7 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                         });
                     }
                 }
-                Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. })) => {
+                Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. } | ToVm::Check(_))) => {
                     state.log.write(
                         vmlog::WARNING,
                         MAIN_THREAD,

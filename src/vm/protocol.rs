@@ -166,6 +166,23 @@ impl Reply {
     }
 }
 
+/// A component whose class cannot be imported, and where the error is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProblem {
+    /// The package.
+    pub package: String,
+    /// The component.
+    pub component: String,
+    /// Its `python-class-name`.
+    pub class_name: String,
+    /// The Python file where the error is, when Python names one in the package's code.
+    pub file: Option<PathBuf>,
+    /// The line in `file`.
+    pub line: Option<u32>,
+    /// The error: the last line of the traceback.
+    pub message: String,
+}
+
 /// Messages from the server to a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -183,6 +200,10 @@ pub enum ToVm {
         /// The handle of the read transaction behind `cdbsock`: the data as it was before.
         cdb_th: u64,
     },
+    /// The first message of a short-lived check VM (`pyvmd check-packages`): import the module
+    /// of every component in `packages` and look its class up, instantiating nothing; answer
+    /// [`FromVm::Checked`] and exit.
+    Check(VmStart),
     /// The answer to a [`FromVm::Request`].
     Reply {
         /// The request's id.
@@ -326,6 +347,11 @@ pub enum FromVm {
     Upgraded {
         /// The first failure (component and error).
         error: Option<String>,
+    },
+    /// The answer to [`ToVm::Check`]: the components whose class cannot be imported.
+    Checked {
+        /// One per failing component, in start order.
+        problems: Vec<ImportProblem>,
     },
     /// The VM cannot run at all (e.g. no usable Python, wrong protocol version).
     Fatal {
