@@ -14,5 +14,6 @@ pub mod runtime;
 pub mod server;
 pub mod ssh;
 pub mod state_lock;
+pub mod tools;
 pub mod vm;
 pub mod yang;

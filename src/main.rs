@@ -1,4 +1,5 @@
-//! The `pyvmd` command: `serve` runs the NETCONF server, `bench` measures one.
+//! The `pyvmd` command: `serve` runs the NETCONF server, `bench` measures one, `health` checks
+//! one; `new-package` and `check-packages` are for package authors.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,13 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Start a server on a free loopback port and measure it.
     Bench(BenchArgs),
+    /// Check that a server answers NETCONF (log in, `<get>`, close); exit status 0 if it does.
+    Health(HealthArgs),
+    /// Write the skeleton of a new package, which loads and runs as it is.
+    NewPackage(NewPackageArgs),
+    /// Load a packages directory without serving it and print what is wrong (file:line: ...);
+    /// exit status 1 if anything is.
+    CheckPackages(CheckPackagesArgs),
     /// A Python VM, started by `serve` with its socket as fd 3 (internal).
     #[command(hide = true)]
     Vm {
@@ -57,6 +65,87 @@ struct BenchArgs {
 }
 
 #[derive(Args)]
+struct HealthArgs {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// The server's port.
+    #[arg(long, env = "NETCONF_PORT", default_value_t = 830)]
+    port: u16,
+    /// The user to log in as.
+    #[arg(long, env = "NETCONF_USER", default_value = "admin")]
+    user: String,
+    /// Its password.
+    #[arg(
+        long,
+        env = "NETCONF_PASSWORD",
+        default_value = "admin",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Seconds to wait for the whole exchange.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("kind").multiple(false))]
+struct NewPackageArgs {
+    /// The package name: also its YANG module's name and (with `_` for `-`) its Python
+    /// package's.
+    name: String,
+    /// A service: `/ncs:services/NAME`, whose `cb_create` writes a result.
+    #[arg(long, group = "kind")]
+    service: bool,
+    /// An action: `/NAME/double`.
+    #[arg(long, group = "kind")]
+    action: bool,
+    /// A notification source that posts an event on the stream NAME every 2 s.
+    #[arg(long, group = "kind")]
+    notification_source: bool,
+    /// Where to write it [default: packages/NAME].
+    #[arg(long)]
+    dest: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckPackagesArgs {
+    /// The directory of packages (one per subdirectory).
+    #[arg(default_value = "./packages")]
+    dir: PathBuf,
+    #[command(flatten)]
+    schema: SchemaArgs,
+}
+
+/// Where YANG modules come from, besides the built-in ones and the packages'.
+#[derive(Args)]
+struct SchemaArgs {
+    /// A directory of YANG modules to load besides the built-in ones (every *.yang file in it
+    /// is implemented; those of its subdirectories are imported when needed).
+    #[arg(long)]
+    yang_dir: Option<PathBuf>,
+    /// Extra YANG modules to implement: names (looked up in --module-path) or paths of .yang
+    /// files, separated by spaces or commas.
+    #[arg(long, env = "NETCONF_MODULES")]
+    modules: Option<String>,
+    /// Directories where --modules names and their imports are looked up (with their
+    /// subdirectories), separated by `:`.
+    #[arg(long, env = "NETCONF_MODULE_PATH")]
+    module_path: Option<String>,
+}
+
+impl SchemaArgs {
+    fn options(self) -> pyvmd::tools::check_packages::SchemaOptions {
+        use pyvmd::yang::extra_modules::{parse_list, parse_path};
+        pyvmd::tools::check_packages::SchemaOptions {
+            yang_dir: self.yang_dir,
+            extra_modules: parse_list(self.modules.as_deref().unwrap_or_default()),
+            module_path: parse_path(self.module_path.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0:$NETCONF_PORT, or 0.0.0.0:830].
     #[arg(long)]
@@ -70,10 +159,8 @@ struct ServeArgs {
     /// Directory of Python packages (one sub-directory per package).
     #[arg(long, default_value = "./packages")]
     packages: PathBuf,
-    /// A directory of YANG modules to load besides the built-in ones (every *.yang file in it
-    /// is implemented; those of its subdirectories are imported when needed).
-    #[arg(long)]
-    yang_dir: Option<PathBuf>,
+    #[command(flatten)]
+    schema: SchemaArgs,
     /// Directory for the server's log file (pyvmd.log) and the VM logs.
     #[arg(long, default_value = "./logs")]
     log_dir: PathBuf,
@@ -136,6 +223,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => run_serve(*args),
         Command::Vm { .. } => pyvmd::vm::run_vm(),
+        Command::Health(args) => run_health(args),
+        Command::NewPackage(args) => run_new_package(args),
+        Command::CheckPackages(args) => run_check_packages(args),
         Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -151,18 +241,111 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn run_health(args: HealthArgs) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(args.host, args.port);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(pyvmd::tools::health::check(
+            addr,
+            &args.user,
+            &args.password,
+            timeout,
+        ));
+    match checked {
+        Ok(session) => {
+            println!("ok: NETCONF answers on {addr} (session {session})");
+            Ok(())
+        }
+        Err(e) => {
+            println!("unhealthy: {addr}: {e:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn run_new_package(args: NewPackageArgs) -> anyhow::Result<()> {
+    use pyvmd::tools::new_package::{Skeleton, create};
+    let kind = if args.service {
+        Skeleton::Service
+    } else if args.action {
+        Skeleton::Action
+    } else if args.notification_source {
+        Skeleton::NotificationSource
+    } else {
+        Skeleton::Plain
+    };
+    let dest = args
+        .dest
+        .unwrap_or_else(|| PathBuf::from("packages").join(&args.name));
+    let files = create(&args.name, kind, &dest)?;
+    println!("wrote package {} in {}:", args.name, dest.display());
+    for file in &files {
+        println!("  {}", file.display());
+    }
+    let packages = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    println!(
+        "next: pyvmd check-packages {0}; pyvmd serve --packages {0}; then \
+         python3 -m unittest discover -s {1}/test -v",
+        packages.display(),
+        dest.display()
+    );
+    Ok(())
+}
+
+fn run_check_packages(args: CheckPackagesArgs) -> anyhow::Result<()> {
+    // Quiet unless something is wrong with the tool itself: the findings are the output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("error")
+        .with_writer(std::io::stderr)
+        .try_init();
+    let exe = std::env::current_exe()?;
+    let schema = args.schema.options();
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(pyvmd::tools::check_packages::check(&args.dir, &schema, exe))?;
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    let ok = report.packages.iter().filter(|(_, _, ok)| *ok).count();
+    for (name, version, passed) in &report.packages {
+        if *passed {
+            println!("ok: {name} {}", version.as_deref().unwrap_or(""));
+        }
+    }
+    println!(
+        "{} package(s) in {}: {ok} ok, {} with problems",
+        report.packages.len(),
+        args.dir.display(),
+        report.packages.len() - ok
+    );
+    if report.findings.is_empty() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let log_file =
         pyvmd::logging::init(&args.log_dir, &args.log_level, args.log_filter.as_deref())?;
     let authorized_keys = args
         .authorized_keys
         .or_else(|| Some(args.state_dir.join("authorized_keys")));
+    let schema = args.schema.options();
     let options = ServeOptions {
         listen: args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], args.port))),
         state_dir: args.state_dir,
-        yang_dir: args.yang_dir,
+        yang_dir: schema.yang_dir,
+        extra_modules: schema.extra_modules,
+        module_path: schema.module_path,
         users: vec![UserPassword {
             user: args.user,
             password: args.password,

@@ -87,6 +87,20 @@ async fn from_any_directory_with_one_server_per_state_directory() {
 
     client.close().await.unwrap();
 
+    // `pyvmd health` (the container health check) logs in with the environment's user.
+    let health = Command::new(env!("CARGO_BIN_EXE_pyvmd"))
+        .args(["health", "--timeout", "20"])
+        .env("NETCONF_PORT", port.to_string())
+        .env("NETCONF_USER", "admin")
+        .env("NETCONF_PASSWORD", "admin")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&health.stdout);
+    assert!(
+        health.status.success() && said.starts_with("ok: NETCONF answers on 127.0.0.1:"),
+        "{said}"
+    );
+
     // logrotate: the file is moved away and the server told with SIGHUP; what it logs next goes
     // to a new file of the old name.
     let log_path = dir.path().join("logs/pyvmd.log");
@@ -110,6 +124,13 @@ async fn from_any_directory_with_one_server_per_state_directory() {
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let output = first.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "SIGTERM is a clean stop: {log}");
+    let health = Command::new(env!("CARGO_BIN_EXE_pyvmd"))
+        .args(["health", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(health.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&health.stdout).starts_with("unhealthy: "));
     assert!(
         !log.contains('\u{1b}'),
         "escape codes in a redirected log:\n{log}"
