@@ -111,6 +111,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         YangContext::load_with_packages(yang_dir.path(), &packages.yang_sources(), MODULE_FEATURES)
             .context("loading the YANG modules")?;
     packages.mark_yang_failures(&yang_failures);
+    log_modules(&yang, &packages, &options.extra_modules);
     let ctx = yang.context();
     let state_dir = options.state_dir.clone();
     let datastore = tokio::task::spawn_blocking(move || Datastore::open(ctx, &state_dir))
@@ -170,6 +171,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             served.schema();
         }
     });
+    let summary = Arc::clone(&runtime);
+    let server_log = options.log_dir.join("pyvmd.log");
+    let start_timeout = options.vm_start_timeout;
+    tokio::spawn(async move { summary.log_startup(start_timeout, &server_log).await });
     let starter: SubsystemStarter = Arc::new(move |io, peer| {
         tokio::spawn(session::run(io, peer, Arc::clone(&netconf)));
     });
@@ -192,6 +197,31 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The first line of the startup summary: the YANG modules, by where they come from.
+fn log_modules(yang: &YangContext, packages: &packages::PackageSet, extra: &[String]) {
+    let from_packages: Vec<String> = packages
+        .yang_sources()
+        .iter()
+        .flat_map(|source| &source.files)
+        .filter_map(|file| {
+            let stem = file.file_stem()?.to_str()?;
+            Some(stem.split('@').next().unwrap_or(stem).to_string())
+        })
+        .collect();
+    let mut line = format!(
+        "YANG: {} modules implemented, {} imported only",
+        yang.modules().len(),
+        yang.imported_modules().len()
+    );
+    if !from_packages.is_empty() {
+        line.push_str(&format!("; from packages: {}", from_packages.join(", ")));
+    }
+    if !extra.is_empty() {
+        line.push_str(&format!("; extra: {}", extra.join(", ")));
+    }
+    info!("{line}");
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -141,6 +141,15 @@ async fn from_any_directory_with_one_server_per_state_directory() {
         "{log}"
     );
     assert!(log.contains("packages directory does not exist"), "{log}");
+    // The startup summary.
+    for line in [
+        "YANG: ",
+        "packages in ./packages: 0 up",
+        "Python VMs: 0 started",
+        "logs: ./logs/pyvmd.log (the server)",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+    }
     assert!(
         !log.contains("Some("),
         "Debug formatting in the log:\n{log}"

@@ -492,9 +492,85 @@ impl Runtime {
             })
     }
 
+    /// Says what runs once the VMs have started (or failed; at most `timeout`): the packages
+    /// and their status, the VMs, and where the logs go (`server_log` is the server's own).
+    /// Part of the startup summary.
+    pub async fn log_startup(&self, timeout: std::time::Duration, server_log: &Path) {
+        self.supervisor.wait_settled(timeout).await;
+        // Discovery's verdict, then what the VMs made of the packages that were up.
+        let troubles = self.supervisor.package_troubles();
+        let (up, not_up): (Vec<String>, Vec<String>) = {
+            let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+            let (up, not_up): (Vec<_>, Vec<_>) = packages
+                .packages
+                .iter()
+                .map(|p| match troubles.get(&p.name) {
+                    Some((status, _)) if p.status.is_up() => (p.name.clone(), status.as_str()),
+                    _ => (p.name.clone(), p.status.as_str()),
+                })
+                .partition(|(_, status)| *status == "up");
+            (
+                up.into_iter().map(|(name, _)| name).collect(),
+                not_up
+                    .into_iter()
+                    .map(|(name, status)| format!("{name} ({status})"))
+                    .collect(),
+            )
+        };
+        let mut packages_line = format!(
+            "packages in {}: {} up",
+            self.packages_dir.display(),
+            counted(&up)
+        );
+        if !not_up.is_empty() {
+            packages_line.push_str(&format!(", not up: {}", not_up.join(", ")));
+        }
+        info!("{packages_line}");
+        let (running, failed): (Vec<_>, Vec<_>) = self
+            .supervisor
+            .statuses()
+            .into_iter()
+            .map(|(spec, status)| {
+                let failed: Vec<String> = status
+                    .components
+                    .iter()
+                    .filter(|c| c.state == crate::vm::protocol::ComponentState::Failed)
+                    .map(|c| format!("{}/{}", c.package, c.component))
+                    .collect();
+                (spec.name, failed)
+            })
+            .partition(|(_, failed)| failed.is_empty());
+        let running: Vec<String> = running.into_iter().map(|(name, _)| name).collect();
+        let mut vms_line = format!("Python VMs: {} started", counted(&running));
+        for (vm, components) in &failed {
+            vms_line.push_str(&format!(
+                "; {vm} has failed components: {}",
+                components.join(", ")
+            ));
+        }
+        info!("{vms_line}");
+        let config = self.supervisor.config();
+        let log_dir = &self.supervisor.options().log_dir;
+        info!(
+            "logs: {} (the server), {} (every VM's output), {} (one per VM)",
+            server_log.display(),
+            config.shared_log_file(log_dir).display(),
+            config.vm_log_file(log_dir, "<vm>").display()
+        );
+    }
+
     /// Stops every VM, running their teardown (server shutdown).
     pub async fn shutdown(&self) {
         self.supervisor.stop_all().await;
+    }
+}
+
+/// `3 (a, b, c)`, or `0`.
+fn counted(names: &[String]) -> String {
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        format!("{} ({})", names.len(), names.join(", "))
     }
 }
 
