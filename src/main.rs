@@ -72,17 +72,8 @@ struct HealthArgs {
     /// The server's port.
     #[arg(long, env = "NETCONF_PORT", default_value_t = 830)]
     port: u16,
-    /// The user to log in as.
-    #[arg(long, env = "NETCONF_USER", default_value = "admin")]
-    user: String,
-    /// Its password.
-    #[arg(
-        long,
-        env = "NETCONF_PASSWORD",
-        default_value = "admin",
-        hide_env_values = true
-    )]
-    password: String,
+    #[command(flatten)]
+    login: LoginArgs,
     /// Seconds to wait for the whole exchange.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
@@ -115,6 +106,22 @@ struct CheckPackagesArgs {
     dir: PathBuf,
     #[command(flatten)]
     schema: SchemaArgs,
+}
+
+/// The password login: the one `serve` accepts, and `health` logs in with.
+#[derive(Args)]
+struct LoginArgs {
+    /// The user name for password logins.
+    #[arg(long, env = "NETCONF_USER", default_value = "admin")]
+    user: String,
+    /// The password for password logins.
+    #[arg(
+        long,
+        env = "NETCONF_PASSWORD",
+        default_value = "admin",
+        hide_env_values = true
+    )]
+    password: String,
 }
 
 /// Where YANG modules come from, besides the built-in ones and the packages'.
@@ -164,17 +171,8 @@ struct ServeArgs {
     /// Directory for the server's log file (pyvmd.log) and the VM logs.
     #[arg(long, default_value = "./logs")]
     log_dir: PathBuf,
-    /// The user name for password logins.
-    #[arg(long, env = "NETCONF_USER", default_value = "admin")]
-    user: String,
-    /// The password for password logins.
-    #[arg(
-        long,
-        env = "NETCONF_PASSWORD",
-        default_value = "admin",
-        hide_env_values = true
-    )]
-    password: String,
+    #[command(flatten)]
+    login: LoginArgs,
     /// An OpenSSH authorized_keys file for public-key logins [default: <state-dir>/authorized_keys].
     #[arg(long)]
     authorized_keys: Option<PathBuf>,
@@ -249,8 +247,8 @@ fn run_health(args: HealthArgs) -> anyhow::Result<()> {
         .build()?
         .block_on(pyvmd::tools::health::check(
             addr,
-            &args.user,
-            &args.password,
+            &args.login.user,
+            &args.login.password,
             timeout,
         ));
     match checked {
@@ -347,8 +345,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         extra_modules: schema.extra_modules,
         module_path: schema.module_path,
         users: vec![UserPassword {
-            user: args.user,
-            password: args.password,
+            user: args.login.user,
+            password: args.login.password,
         }],
         authorized_keys,
         auth_failure_delay: Duration::from_millis(args.auth_failure_delay_ms),
