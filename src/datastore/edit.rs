@@ -28,7 +28,7 @@ pub enum EditOperation {
     Delete,
     /// Delete if it exists.
     Remove,
-    /// Only a path to nested operations (`default-operation none`).
+    /// Only a path to nested operations (`default-operation none`): the path must exist.
     None,
 }
 
@@ -149,11 +149,15 @@ impl<'a> Editor<'a> {
                     self.apply_children(node, e, op)
                 }
                 EditOperation::None if !existing.is_null() => self.apply_children(existing, e, op),
+                // RFC 6241 §7.2: under `none`, a level of the edit that the datastore lacks is
+                // data-missing, even when an operation below it would create something; only
+                // a non-presence container, which has no existence of its own, is built.
                 EditOperation::None => match nested_operations(e)? {
-                    Nested::Constructive => {
+                    Nested::Constructive if raw::is_np_container(e) => {
                         let node = self.create(parent, first, e, ptr::null_mut())?;
                         self.apply_children(node, e, op)
                     }
+                    Nested::Constructive => Err(DatastoreError::DataMissing { path: raw::path(e) }),
                     Nested::OnlyRemove => Ok(()),
                     Nested::Nothing | Nested::Delete => {
                         Err(DatastoreError::DataMissing { path: raw::path(e) })

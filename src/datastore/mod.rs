@@ -641,6 +641,16 @@ mod tests {
         assert!(running(&ds).contains("level-warning"));
         none("<logging><level nc:operation=\"merge\">level-error</level></logging>").unwrap();
         assert!(running(&ds).contains("level-error"));
+        // A list entry the datastore lacks is data-missing under none, even with a merge below
+        // it (RFC 6241 §7.2); the edit changes nothing.
+        let before = running(&ds);
+        let err = none(
+            "<logging><vm-levels><node-id>zz</node-id>\
+             <level nc:operation=\"merge\">level-debug</level></vm-levels></logging>",
+        )
+        .unwrap_err();
+        assert!(matches!(err, DatastoreError::DataMissing { .. }), "{err:?}");
+        assert_eq!(running(&ds), before);
     }
 
     #[test]

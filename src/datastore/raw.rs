@@ -92,6 +92,18 @@ pub unsafe fn nodetype(node: Node) -> u32 {
     }
 }
 
+/// True for a non-presence container: it has no meaning of its own (RFC 7950 §7.5.1), so
+/// it counts as existing whether or not the tree holds it.
+///
+/// # Safety
+/// `node` must be a valid node.
+pub unsafe fn is_np_container(node: Node) -> bool {
+    unsafe {
+        nodetype(node) == ffi::LYS_CONTAINER
+            && u32::from((*(*node).schema).flags) & ffi::LYS_PRESENCE == 0
+    }
+}
+
 /// True for list key leaves, which are created and removed with their list entry.
 ///
 /// # Safety

@@ -337,6 +337,20 @@ class TestEditConfig(NetconfTestCase):
                            default_operation="none"))
         self.assertEqual(self.running(), before)
 
+    def test_default_operation_none_on_a_missing_entry_is_data_missing(self):
+        # RFC 6241 §7.2: the list entry the edit goes through is not in running.
+        self.apply(logging_(vm_level("a", "level-debug")))
+        before = self.running()
+        self.assertRpcError(
+            edit(self.m, pvm(logging_('<vm-levels><node-id>zz</node-id>'
+                                      '<level nc:operation="merge">level-info</level>'
+                                      '</vm-levels>')),
+                 default_operation="none"),
+            tag="data-missing")
+        self.assertEqual(self.running(), before)
+        # The session goes on.
+        self.assertEqual(self.read()["vm-levels"], {"a": "level-debug"})
+
     def test_default_operation_replace(self):
         self.setup_sample()
         self.assertOk(edit(self.m, pvm(logging_(leaf_xml("level", "level-warning"))),
