@@ -379,6 +379,11 @@ fn docker_image_and_lab() {
     }
     let complaints: Vec<&str> = output
         .lines()
+        // yuma123 2.13 warns about RFC 8526's yang-library:1.1 capability, which it does not
+        // know, and goes on (tests/yangcli.rs).
+        .filter(|l| {
+            !l.contains("capability URI 'urn:ietf:params:netconf:capability:yang-library:1.1?")
+        })
         .filter(|l| {
             let l = l.trim_start().to_ascii_lowercase();
             l.starts_with("error") || l.starts_with("warning") || l.contains("failed")

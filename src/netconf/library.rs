@@ -71,18 +71,23 @@ impl Library {
         self.implemented.iter().chain(&self.imported)
     }
 
-    /// The capability that announces the library: `yang-library:1.0` (RFC 7950 §5.6.4) with
-    /// the RFC 7895 revision, the form yangcli knows.
+    /// The capabilities that announce the library: `yang-library:1.0` (RFC 7950 §5.6.4) with
+    /// the RFC 7895 revision, the form yangcli reads, and `yang-library:1.1` with the
+    /// `content-id` of `/yang-library`, which RFC 8526 requires of an NMDA server.
     ///
-    /// RFC 8526's `yang-library:1.1` is not announced: yangcli (yuma123 2.13) takes it for a
-    /// module capability without a module and warns on every connect. Clients find
-    /// `/yang-library` and NMDA through the `ietf-yang-library@2019-01-04` and
-    /// `ietf-netconf-nmda` module capabilities.
+    /// yangcli (yuma123 2.13) does not know the 1.1 capability: it takes it for a module
+    /// capability without a module and warns once per connect, then goes on with the 1.0 one.
     pub fn capabilities(&self) -> Vec<String> {
-        vec![format!(
-            "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id={}",
-            self.id
-        )]
+        vec![
+            format!(
+                "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id={}",
+                self.id
+            ),
+            format!(
+                "urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id={}",
+                self.id
+            ),
+        ]
     }
 
     /// RFC 7895 `/modules-state` as XML.
@@ -235,10 +240,16 @@ mod tests {
         let caps = a.capabilities();
         assert_eq!(
             caps,
-            [format!(
-                "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id={}",
-                a.id
-            )]
+            [
+                format!(
+                    "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id={}",
+                    a.id
+                ),
+                format!(
+                    "urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id={}",
+                    a.id
+                )
+            ]
         );
     }
 }

@@ -16,6 +16,7 @@ DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 ORIGIN_NS = "urn:ietf:params:xml:ns:yang:ietf-origin"
 CAP_CONFIRMED_COMMIT = "urn:ietf:params:netconf:capability:confirmed-commit:1.1"
 CAP_YANG_LIBRARY = "urn:ietf:params:netconf:capability:yang-library:1.0"
+CAP_YANG_LIBRARY_1_1 = "urn:ietf:params:netconf:capability:yang-library:1.1"
 
 
 def level_edit(level):

@@ -1,6 +1,7 @@
 """Monitoring and discovery: RFC 6022 /netconf-state (capabilities, datastores with locks,
 schemas, sessions, statistics) and <get-schema>; RFC 7895 /modules-state with the
-yang-library:1.0 capability; RFC 8525 /yang-library; module capabilities with features."""
+yang-library:1.0 capability; RFC 8525 /yang-library with the yang-library:1.1 capability;
+module capabilities with features."""
 
 import re
 
@@ -8,7 +9,8 @@ from ncclient.xml_ import to_ele
 
 from pyvmd_harness import EOM, NC_NS, parse, parse_capability, rpc_errors, wait_until
 from nc_common import (
-    CAP_YANG_LIBRARY, MON_NS, YANGLIB_NS, DatastoreTestCase, error_tags, lock_rpc, unlock_rpc,
+    CAP_YANG_LIBRARY, CAP_YANG_LIBRARY_1_1, MON_NS, YANGLIB_NS, DatastoreTestCase, error_tags,
+    lock_rpc, unlock_rpc,
 )
 
 NS = {"m": MON_NS, "y": YANGLIB_NS}
@@ -171,6 +173,12 @@ class TestMonitoring(DatastoreTestCase):
     def test_yang_library_rfc8525(self):
         data = self.state('<yang-library xmlns="%s"/>' % YANGLIB_NS)
         self.assertTrue(data.findtext(".//y:content-id", namespaces=NS))
+        # RFC 8526 §2: an NMDA server announces yang-library:1.1 with the content-id.
+        caps = [parse_capability(c)[1] for c in self.m.server_capabilities
+                if parse_capability(c)[0] == CAP_YANG_LIBRARY_1_1]
+        self.assertEqual(len(caps), 1, self.m.server_capabilities)
+        self.assertEqual(caps[0].get("revision"), "2019-01-04")
+        self.assertEqual(caps[0].get("content-id"), data.findtext(".//y:content-id", namespaces=NS))
         datastores = data.xpath("//y:datastore/y:name/text()", namespaces=NS)
         self.assertEqual(len(datastores), 5, datastores)
         names = data.xpath("//y:module-set/y:module/y:name/text()", namespaces=NS)
