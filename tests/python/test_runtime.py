@@ -102,7 +102,9 @@ APP_BAD = '''
 
 
 def vm_pids(vm_name):
-    """Pids of `pyvmd vm` processes running the VM `vm_name` (found by their environment)."""
+    """Pids of `pyvmd vm` processes running the VM `vm_name` (found by their environment) of
+    the servers this test process started: another pyvmd on the machine may run a VM of the
+    same name."""
     pids = []
     needle = ("PYVMD_VM_NAME=%s" % vm_name).encode()
     for entry in os.listdir("/proc"):
@@ -113,9 +115,19 @@ def vm_pids(vm_name):
                 env = f.read().split(b"\0")
         except OSError:
             continue
-        if needle in env:
+        if needle in env and _parent(_parent(int(entry))) == os.getpid():
             pids.append(int(entry))
     return pids
+
+
+def _parent(pid):
+    """The parent pid of `pid` (None if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
 
 
 class RuntimeTestCase(unittest.TestCase):
