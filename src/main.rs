@@ -179,6 +179,13 @@ struct ServeArgs {
     /// Delay after a failed login, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     auth_failure_delay_ms: u64,
+    /// Failed logins from one address after which it is blocked (0: never); each failure
+    /// before doubles the delay of the next.
+    #[arg(long, default_value_t = 10)]
+    auth_block_after: u32,
+    /// Seconds an address stays blocked (and its failures are remembered).
+    #[arg(long, default_value_t = 300)]
+    auth_block_secs: u64,
     /// Log level: error, warn (or warning), info, debug, trace or off.
     #[arg(long, env = "NETCONF_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -350,6 +357,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }],
         authorized_keys,
         auth_failure_delay: Duration::from_millis(args.auth_failure_delay_ms),
+        login_throttle: pyvmd::ssh::ThrottleConfig {
+            block_after: args.auth_block_after,
+            block_for: Duration::from_secs(args.auth_block_secs.max(1)),
+        },
         max_message_size: args.max_message_size,
         hello_timeout: Duration::from_secs(args.hello_timeout),
         packages_dir: args.packages,

@@ -15,7 +15,9 @@ use crate::netconf::capabilities::MODULE_FEATURES;
 use crate::netconf::{NetconfServer, session};
 use crate::notify::{Notifier, NotifyOptions, ReplayLimits};
 use crate::runtime::{Runtime, Schema, SchemaSource, SupervisorOptions, packages};
-use crate::ssh::{self, AuthConfig, SshConfig, SubsystemStarter, UserPassword};
+use crate::ssh::{
+    self, AuthConfig, SshConfig, SubsystemStarter, ThrottleConfig, UserDirectory, UserPassword,
+};
 use crate::state_lock::StateLock;
 use crate::yang::{YangContext, builtin, extra_modules};
 
@@ -38,6 +40,8 @@ pub struct ServeOptions {
     pub authorized_keys: Option<PathBuf>,
     /// How long a failed login is held before the client may try again.
     pub auth_failure_delay: Duration,
+    /// When an address whose logins keep failing is blocked.
+    pub login_throttle: ThrottleConfig,
     /// The largest message a client may send.
     pub max_message_size: usize,
     /// How long a client has to send its hello.
@@ -156,7 +160,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )
     .await;
     let netconf = Arc::new(NetconfServer::new(
-        datastore,
+        Arc::clone(&datastore),
         Arc::clone(&runtime),
         Arc::clone(&notifier),
         options.max_message_size,
@@ -183,6 +187,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         auth: AuthConfig {
             users: options.users.clone(),
             authorized_keys: options.authorized_keys.clone(),
+            directory: Some(Arc::new(RunningUsers { datastore })),
+            throttle: options.login_throttle,
             failure_delay: options.auth_failure_delay,
         },
         input_queue_bytes: options.max_message_size.clamp(1 << 20, 64 << 20),
@@ -196,6 +202,50 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             notifier.sync();
             Ok(())
         }
+    }
+}
+
+/// The users of `/sys:system/authentication` in running, for the SSH layer's logins.
+struct RunningUsers {
+    datastore: Arc<Datastore>,
+}
+
+impl std::fmt::Debug for RunningUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunningUsers")
+    }
+}
+
+impl RunningUsers {
+    fn user(&self, name: &str) -> Option<(crate::datastore::users::LocalUser, bool)> {
+        let (users, passwords) = crate::datastore::users::local_users(&self.datastore.running());
+        users
+            .into_iter()
+            .find(|u| u.name == name)
+            .map(|u| (u, passwords))
+    }
+}
+
+impl UserDirectory for RunningUsers {
+    fn check_password(&self, user: &str, password: &str) -> bool {
+        self.user(user).is_some_and(|(u, passwords_allowed)| {
+            passwords_allowed
+                && u.password
+                    .is_some_and(|hash| crate::datastore::users::password_matches(password, &hash))
+        })
+    }
+
+    fn has_key(&self, user: &str, key: &russh::keys::PublicKey) -> bool {
+        self.user(user).is_some_and(|(u, _)| {
+            u.keys.iter().any(|(_, blob)| {
+                russh::keys::PublicKey::from_bytes(blob)
+                    .is_ok_and(|configured| configured.key_data() == key.key_data())
+            })
+        })
+    }
+
+    fn has_user(&self, user: &str) -> bool {
+        self.user(user).is_some()
     }
 }
 

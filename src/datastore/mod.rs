@@ -28,6 +28,7 @@ mod schema;
 mod services;
 mod store;
 mod transaction;
+pub mod users;
 mod validation;
 mod xpath;
 
@@ -284,6 +285,8 @@ impl Datastore {
         old: &Arc<DataTree<'static>>,
         new: Arc<DataTree<'static>>,
     ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
+        // First: nothing, not even a service callback, sees a password in clear.
+        let new = users::hash_cleartext_passwords(new)?;
         let tree = self.run_services(old, new, None)?;
         self.check_validation_points(&tree)?;
         Ok(tree)

@@ -52,6 +52,13 @@ pub const NMDA_FEATURES: &[&str] = &["origin", "with-defaults"];
 pub const MODULE_FEATURES: &[(&str, &[&str])] = &[
     ("ietf-netconf", IETF_NETCONF_FEATURES),
     ("ietf-netconf-nmda", NMDA_FEATURES),
+    // Users with passwords and SSH keys (RFC 7317 §5).
+    ("ietf-system", &["authentication", "local-users"]),
+    // The password hashes a user entry may hold ($1$, $5$, $6$; $0$ is hashed on commit).
+    (
+        "iana-crypt-hash",
+        &["crypt-hash-md5", "crypt-hash-sha-256", "crypt-hash-sha-512"],
+    ),
 ];
 
 /// The server's `<hello>` message.

@@ -13,6 +13,7 @@ pub mod packages;
 mod status;
 pub mod streams;
 mod supervisor;
+mod system_state;
 mod upgrade;
 
 pub use actions::{PackageAction, actionpoint, package_action};
@@ -156,6 +157,8 @@ impl Runtime {
         notifier: Arc<Notifier>,
     ) -> Arc<Runtime> {
         let mut running = datastore.subscribe();
+        // /sys:system-state's boot-datetime: now.
+        system_state::boot_time();
         let config = PythonVmConfig::from_running(&running.borrow_and_update());
         let mut packages = packages;
         // What is up now had its YANG loaded into the schema.
@@ -249,6 +252,7 @@ impl Runtime {
             status::status_xml(&self.supervisor.statuses()),
             packages,
             self.alarms.to_xml(),
+            system_state::system_state_xml(),
         ]
     }
 

@@ -1,15 +1,24 @@
-//! Who may log in: configured user/password pairs and an OpenSSH `authorized_keys` file.
+//! Who may log in: the bootstrap user of the server's options, the users of the running
+//! configuration (`/sys:system/authentication/user`, through a [`UserDirectory`]) and an
+//! OpenSSH `authorized_keys` file.
 //!
 //! Policy:
-//! - **Password**: the user name and password must match one configured [`UserPassword`]. The
-//!   comparison runs in constant time over all configured users (on SHA-256 digests, so lengths
-//!   do not leak either), and russh pads every rejection to [`AuthConfig::failure_delay`].
-//! - **Public key**: the key must be listed in the `authorized_keys` file, which is re-read on
-//!   every attempt so that edits take effect without a restart. A key authenticates the user
-//!   name it is offered with only if that user is one of the configured `users`, or if no users
-//!   are configured at all (key-only deployments). This keeps the set of user names that can
-//!   appear in NETCONF sessions (and thus in NACM decisions) under the operator's control,
-//!   rather than letting a key holder pick any name.
+//! - **Password**: the user name and password must match the bootstrap user (`--user`,
+//!   `NETCONF_USER`; compared in constant time on SHA-256 digests, so lengths do not leak
+//!   either), or a configured user whose crypt hash the password matches. The bootstrap user
+//!   works whatever the configuration says, so that a configuration that locks everyone out
+//!   can always be repaired; its password is the operator's to choose.
+//! - **Public key**: one of the configured user's `authorized-key`s, or a key listed in the
+//!   `authorized_keys` file, which is re-read on every attempt so that edits take effect
+//!   without a restart. A key of the file authenticates the user name it is offered with only
+//!   if that user is the bootstrap user or a configured one (or if there are no users at all:
+//!   key-only deployments). This keeps the set of user names that can appear in NETCONF
+//!   sessions (and thus in NACM decisions) under the operator's control, rather than letting a
+//!   key holder pick any name.
+//! - **Throttling**: every rejection takes [`AuthConfig::failure_delay`] (russh pads it), each
+//!   failure from an address doubles that for the address's next one, and an address that
+//!   keeps failing is blocked for a while ([`super::throttle`]). Every login, logout and failed
+//!   login is logged with the user and the address.
 //! - `authorized_keys` options cannot be honoured by a NETCONF-only server: entries carrying
 //!   options that merely forbid things this server never offers (`restrict`, `no-pty`,
 //!   `no-port-forwarding`, ...) are accepted, but entries with any other option (`from=`,
@@ -28,6 +37,8 @@ use russh::server::Auth;
 use russh::{MethodKind, MethodSet};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
+
+use super::throttle::{LoginThrottle, ThrottleConfig};
 
 /// One user allowed to log in with a password.
 #[derive(Clone)]
@@ -48,12 +59,29 @@ impl std::fmt::Debug for UserPassword {
     }
 }
 
+/// Users kept outside the server's options (the `ietf-system` users of the running
+/// configuration), asked at every login so that a committed change applies to the next one.
+pub trait UserDirectory: Send + Sync + std::fmt::Debug {
+    /// Whether `password` is the password of `user`.
+    fn check_password(&self, user: &str, password: &str) -> bool;
+    /// Whether `key` is one of the keys of `user`.
+    fn has_key(&self, user: &str, key: &PublicKey) -> bool;
+    /// Whether `user` is in the directory.
+    fn has_user(&self, user: &str) -> bool;
+}
+
 /// How clients authenticate; see the module documentation for the policy.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Users allowed to log in with a password; also the user names a public key may log in
-    /// as (any name if this list is empty).
+    /// Users allowed to log in with a password (the bootstrap user of `--user`, which works
+    /// whatever the directory holds); also the user names a public key of the
+    /// `authorized_keys` file may log in as (any name if this list and the directory are
+    /// empty).
     pub users: Vec<UserPassword>,
+    /// The configured users, if there is a configuration.
+    pub directory: Option<Arc<dyn UserDirectory>>,
+    /// When an address that keeps failing is slowed down and blocked.
+    pub throttle: ThrottleConfig,
     /// An OpenSSH `authorized_keys` file; `None` disables public-key authentication.
     pub authorized_keys: Option<PathBuf>,
     /// How long a failed attempt takes before the client hears about it (slows down password
@@ -79,17 +107,28 @@ impl AuthConfig {
     /// would only make clients try it (and pay [`failure_delay`](Self::failure_delay) for it).
     pub fn methods(&self) -> MethodSet {
         let mut methods = MethodSet::empty();
-        if !self.users.is_empty() {
+        if !self.users.is_empty() || self.directory.is_some() {
             methods.push(MethodKind::Password);
         }
-        if self.authorized_keys.is_some() {
+        if self.authorized_keys.is_some() || self.directory.is_some() {
             methods.push(MethodKind::PublicKey);
         }
         methods
     }
 
-    /// Whether `user`/`password` match a configured user, in constant time.
+    /// Whether `user`/`password` match the bootstrap user or a user of the directory.
     pub fn check_password(&self, user: &str, password: &str) -> bool {
+        // Both are asked, whatever the first says, so that timing tells little.
+        let bootstrap = self.check_bootstrap_password(user, password);
+        let configured = self
+            .directory
+            .as_ref()
+            .is_some_and(|d| d.check_password(user, password));
+        bootstrap | configured
+    }
+
+    /// Whether `user`/`password` match a bootstrap user, in constant time.
+    fn check_bootstrap_password(&self, user: &str, password: &str) -> bool {
         let user_digest = Sha256::digest(user.as_bytes());
         let password_digest = Sha256::digest(password.as_bytes());
         // Look at every entry, whatever matches, so timing does not reveal which users exist.
@@ -102,15 +141,27 @@ impl AuthConfig {
         ok.into()
     }
 
-    /// Whether a public key may log in as `user` at all (see the module documentation).
+    /// Whether a public key of the `authorized_keys` file may log in as `user` at all (see the
+    /// module documentation).
     pub fn key_user_allowed(&self, user: &str) -> bool {
-        self.users.is_empty() || self.users.iter().any(|u| u.user == user)
+        let directory_user = self.directory.as_ref().map(|d| d.has_user(user));
+        (self.users.is_empty() && directory_user.is_none())
+            || self.users.iter().any(|u| u.user == user)
+            || directory_user == Some(true)
     }
 
-    /// Whether `key` may log in as `user`: the user is allowed and the key is listed in the
-    /// `authorized_keys` file, read now. A missing file means no keys; an unreadable file is
-    /// an error (the caller rejects and logs it).
+    /// Whether `key` may log in as `user`: it is one of the user's keys in the directory, or
+    /// the user is allowed and the key is listed in the `authorized_keys` file, read now. A
+    /// missing file means no keys; an unreadable file is an error (the caller rejects and logs
+    /// it).
     pub async fn check_public_key(&self, user: &str, key: &PublicKey) -> std::io::Result<bool> {
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|d| d.has_key(user, key))
+        {
+            return Ok(true);
+        }
         let Some(path) = &self.authorized_keys else {
             return Ok(false);
         };
@@ -181,13 +232,22 @@ pub fn authorized_keys_contain(text: &str, path: &Path, key: &PublicKey) -> bool
 /// config sets `auth_rejection_time` from it, and `auth_rejection_time_initial` to zero).
 pub(super) struct Authenticator {
     config: Arc<AuthConfig>,
+    throttle: Arc<LoginThrottle>,
     peer: SocketAddr,
 }
 
 impl Authenticator {
     /// An authenticator for a connection from `peer`.
-    pub(super) fn new(config: Arc<AuthConfig>, peer: SocketAddr) -> Self {
-        Authenticator { config, peer }
+    pub(super) fn new(
+        config: Arc<AuthConfig>,
+        throttle: Arc<LoginThrottle>,
+        peer: SocketAddr,
+    ) -> Self {
+        Authenticator {
+            config,
+            throttle,
+            peer,
+        }
     }
 
     /// The "none" method: never accepted. Not logged: clients send it first to learn the
@@ -197,14 +257,48 @@ impl Authenticator {
     }
 
     /// The "password" method.
-    pub(super) fn password(&self, user: &str, password: &str) -> Auth {
+    pub(super) async fn password(&self, user: &str, password: &str) -> Auth {
+        if let Some(left) = self.throttle.blocked(self.peer.ip()) {
+            tracing::debug!(user, peer = %self.peer, left = ?left, "login refused: address blocked");
+            return self.reject();
+        }
         if self.config.check_password(user, password) {
-            tracing::debug!(user, peer = %self.peer, method = "password", "authenticated");
+            self.accepted(user, "password");
             Auth::Accept
         } else {
-            tracing::warn!(user, peer = %self.peer, method = "password", "authentication failed");
-            self.reject()
+            tracing::warn!("login failed: user {user} from {} (password)", self.peer);
+            self.failed().await
         }
+    }
+
+    /// Logs a login and forgets the address's failures.
+    fn accepted(&self, user: &str, method: &str) {
+        self.throttle.succeeded(self.peer.ip());
+        tracing::info!("login: user {user} from {} ({method})", self.peer);
+    }
+
+    /// Counts a failure of this address, waits the longer delay it has earned and rejects.
+    /// (russh holds every rejection until the failure delay has passed since the request: a
+    /// handler that took longer adds nothing to it.)
+    async fn failed(&self) -> Auth {
+        let failure = self.throttle.failed(self.peer.ip());
+        if let Some(blocked_for) = failure.blocked_for {
+            tracing::warn!(
+                "blocking {} for {} s after {} failed logins",
+                self.peer.ip(),
+                blocked_for.as_secs(),
+                failure.failures
+            );
+        }
+        if failure.delay_factor > 1 {
+            tokio::time::sleep(
+                self.config
+                    .failure_delay
+                    .saturating_mul(failure.delay_factor),
+            )
+            .await;
+        }
+        self.reject()
     }
 
     /// A public key offered (before its signature is checked). Checking here spares the
@@ -220,29 +314,29 @@ impl Authenticator {
     }
 
     async fn publickey_check(&self, user: &str, key: &PublicKey, verified: bool) -> Auth {
+        if self.throttle.blocked(self.peer.ip()).is_some() {
+            return self.reject();
+        }
         let fingerprint = key.fingerprint(HashAlg::Sha256);
         match self.config.check_public_key(user, key).await {
             Ok(true) => {
                 if verified {
-                    tracing::debug!(
-                        user,
-                        peer = %self.peer,
-                        method = "publickey",
-                        key = %fingerprint,
-                        "authenticated"
-                    );
+                    self.accepted(user, &format!("publickey {fingerprint}"));
                 }
                 Auth::Accept
             }
+            // A client tries each key it has: an offered key that does not fit is no failed
+            // login, one whose signature it made is.
+            Ok(false) if !verified => {
+                tracing::debug!(user, peer = %self.peer, key = %fingerprint, "key not authorized");
+                self.reject()
+            }
             Ok(false) => {
                 tracing::warn!(
-                    user,
-                    peer = %self.peer,
-                    method = "publickey",
-                    key = %fingerprint,
-                    "authentication failed: key not authorized for this user"
+                    "login failed: user {user} from {} (publickey {fingerprint} not authorized)",
+                    self.peer
                 );
-                self.reject()
+                self.failed().await
             }
             Err(e) => {
                 tracing::warn!(
@@ -284,6 +378,11 @@ mod tests {
                 })
                 .collect(),
             authorized_keys: keys,
+            directory: None,
+            throttle: ThrottleConfig {
+                block_after: 0,
+                block_for: Duration::from_secs(1),
+            },
             failure_delay: Duration::from_millis(10),
         }
     }
@@ -394,13 +493,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rejections_keep_all_methods() {
+    #[tokio::test]
+    async fn rejections_keep_all_methods() {
         let c = Arc::new(config(&[("admin", "secret")], Some(PathBuf::from("/x"))));
-        let a = Authenticator::new(c, SocketAddr::from(([127, 0, 0, 1], 1)));
-        assert_eq!(a.password("admin", "secret"), Auth::Accept);
+        let throttle = Arc::new(LoginThrottle::new(c.throttle));
+        let a = Authenticator::new(c, throttle, SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert_eq!(a.password("admin", "secret").await, Auth::Accept);
         assert_eq!(
-            a.password("admin", "wrong"),
+            a.password("admin", "wrong").await,
             Auth::Reject {
                 proceed_with_methods: Some(MethodSet::from(
                     &[MethodKind::Password, MethodKind::PublicKey][..]

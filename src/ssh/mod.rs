@@ -4,9 +4,11 @@
 mod auth;
 mod host_keys;
 mod server;
+mod throttle;
 
-pub use auth::{AuthConfig, UserPassword};
+pub use auth::{AuthConfig, UserDirectory, UserPassword};
 pub use server::{SshConfig, serve};
+pub use throttle::ThrottleConfig;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::auth::{AuthConfig, Authenticator};
 use super::host_keys;
+use super::throttle::LoginThrottle;
 use super::{NetconfIo, Output, Peer, SubsystemStarter};
 
 /// The name of the only subsystem served (RFC 6242).
@@ -93,6 +94,7 @@ async fn serve_with_grace(
     }
     let russh_config = Arc::new(russh_config(keys, &config.auth));
     let shared = Arc::new(Shared {
+        throttle: Arc::new(LoginThrottle::new(config.auth.throttle)),
         auth: Arc::new(config.auth),
         starter,
         // A single packet must fit, or every large write would cost the client its channel.
@@ -131,6 +133,11 @@ async fn serve_with_grace(
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                if let Some(left) = shared.throttle.blocked(addr.ip()) {
+                    tracing::debug!(peer = %addr, left = ?left, "connection refused: address blocked");
+                    drop(stream);
+                    continue;
+                }
                 tokio::spawn(run_connection(
                     russh_config.clone(),
                     shared.clone(),
@@ -177,6 +184,7 @@ fn russh_config(keys: Vec<PrivateKey>, auth: &AuthConfig) -> russh::server::Conf
 /// State shared by all connections.
 struct Shared {
     auth: Arc<AuthConfig>,
+    throttle: Arc<LoginThrottle>,
     starter: SubsystemStarter,
     input_queue_bytes: usize,
     login_grace: Duration,
@@ -195,11 +203,12 @@ async fn run_connection(
     tracing::debug!(%peer, "SSH connection accepted");
     let authenticated = Arc::new(AtomicBool::new(false));
     let stream = LoginDeadline::new(stream, shared.login_grace, authenticated.clone());
+    let user = Arc::new(std::sync::OnceLock::new());
     let handler = Connection {
-        auth: Authenticator::new(shared.auth.clone(), peer),
+        auth: Authenticator::new(shared.auth.clone(), shared.throttle.clone(), peer),
         shared,
         peer,
-        user: None,
+        user: Arc::clone(&user),
         authenticated,
         channels: HashMap::new(),
     };
@@ -223,6 +232,9 @@ async fn run_connection(
         }
         Err(e) => tracing::debug!(%peer, error = %e, "SSH connection ended"),
     }
+    if let Some(user) = user.get() {
+        tracing::info!("logout: user {user} from {peer}");
+    }
 }
 
 /// A channel that is open but has not started the `netconf` subsystem yet. Its reader task
@@ -238,8 +250,8 @@ struct Connection {
     shared: Arc<Shared>,
     auth: Authenticator,
     peer: SocketAddr,
-    /// The authenticated user, once there is one.
-    user: Option<String>,
+    /// The authenticated user, once there is one (read again when the connection ends).
+    user: Arc<std::sync::OnceLock<String>>,
     /// Set once authenticated; ends the login deadline.
     authenticated: Arc<AtomicBool>,
     channels: HashMap<ChannelId, PendingChannel>,
@@ -248,7 +260,7 @@ struct Connection {
 impl Connection {
     fn record_user(&mut self, user: &str, auth: &Auth) {
         if *auth == Auth::Accept {
-            self.user = Some(user.to_owned());
+            let _ = self.user.set(user.to_owned());
         }
     }
 
@@ -272,7 +284,7 @@ impl russh::server::Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        let auth = self.auth.password(user, password);
+        let auth = self.auth.password(user, password).await;
         self.record_user(user, &auth);
         Ok(auth)
     }
@@ -359,7 +371,7 @@ impl russh::server::Handler for Connection {
             Arc::clone(&abort),
         ));
         // russh only opens channels after authentication, so the user is always known here.
-        let user = self.user.clone().unwrap_or_default();
+        let user = self.user.get().cloned().unwrap_or_default();
         tracing::debug!(peer = %self.peer, user, channel = %channel, "NETCONF subsystem started");
         let io = NetconfIo {
             input: pending.input,
@@ -766,6 +778,11 @@ mod tests {
                     password: PASSWORD.into(),
                 }],
                 authorized_keys: Some(authorized_keys.clone()),
+                directory: None,
+                throttle: crate::ssh::ThrottleConfig {
+                    block_after: 0,
+                    block_for: Duration::from_secs(1),
+                },
                 failure_delay: FAILURE_DELAY,
             },
             input_queue_bytes,

@@ -1,7 +1,8 @@
 //! The server's own YANG modules, compiled into the binary so that `pyvmd serve` works from any
 //! directory: `tailf-ncs`, `tailf-ncs-alarms`, `pyvmd-services`, `pyvmd-notifications`, the
 //! standard NETCONF modules
-//! (with those of RFC 5277 and RFC 6470 notifications),
+//! (with those of RFC 5277 and RFC 6470 notifications), `ietf-system` (the users, with
+//! `iana-crypt-hash` and `pyvmd-system-deviations`, which leaves out what manages the host),
 //! and `tailf-common` for packages to import. `--yang-dir` adds modules to these.
 //!
 //! libyang loads modules from a directory, so the modules are written to a fresh directory at
@@ -11,6 +12,10 @@ use std::path::Path;
 
 /// The modules the server implements (file name, text).
 const MODULES: &[(&str, &str)] = &[
+    (
+        "iana-crypt-hash@2014-08-06.yang",
+        include_str!("../../yang/iana-crypt-hash@2014-08-06.yang"),
+    ),
     (
         "ietf-netconf-acm@2018-02-14.yang",
         include_str!("../../yang/ietf-netconf-acm@2018-02-14.yang"),
@@ -52,8 +57,16 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../../yang/pyvmd-notifications.yang"),
     ),
     (
+        "ietf-system@2014-08-06.yang",
+        include_str!("../../yang/ietf-system@2014-08-06.yang"),
+    ),
+    (
         "pyvmd-services.yang",
         include_str!("../../yang/pyvmd-services.yang"),
+    ),
+    (
+        "pyvmd-system-deviations.yang",
+        include_str!("../../yang/pyvmd-system-deviations.yang"),
     ),
     (
         "tailf-ncs-alarms.yang",
