@@ -98,7 +98,13 @@ impl Library {
             "<modules-state xmlns=\"{NS_YANG_LIBRARY}\"><module-set-id>{}</module-set-id>",
             self.id
         );
-        for m in self.all() {
+        // Modules that only deviate others are named by their `<deviation>` entries: listed as
+        // modules too, yangcli (yuma123 2.13) fetches them twice and fails on the second copy.
+        let deviating: std::collections::HashSet<&str> = self
+            .all()
+            .flat_map(|m| m.deviations.iter().map(String::as_str))
+            .collect();
+        for m in self.all().filter(|m| !deviating.contains(m.name.as_str())) {
             out.push_str("<module>");
             name_revision(&mut out, &m.name, m.revision.as_deref(), true);
             let _ = write!(out, "<namespace>{}</namespace>", escape_text(&m.namespace));
