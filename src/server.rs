@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::datastore::Datastore;
+use crate::netconf::audit::AuditLog;
 use crate::netconf::capabilities::MODULE_FEATURES;
 use crate::netconf::{NetconfServer, session};
 use crate::notify::{Notifier, NotifyOptions, ReplayLimits};
@@ -159,13 +160,21 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Arc::clone(&notifier),
     )
     .await;
-    let netconf = Arc::new(NetconfServer::new(
-        Arc::clone(&datastore),
-        Arc::clone(&runtime),
-        Arc::clone(&notifier),
-        options.max_message_size,
-        options.hello_timeout,
-    ));
+    // The bootstrap user is the recovery session of RFC 8341: access control never locks it
+    // out.
+    let netconf = Arc::new(
+        NetconfServer::new(
+            Arc::clone(&datastore),
+            Arc::clone(&runtime),
+            Arc::clone(&notifier),
+            options.max_message_size,
+            options.hello_timeout,
+        )
+        .with_recovery_user(options.users.first().map(|u| u.user.clone())),
+    );
+    netconf
+        .events
+        .keep_audit_log(AuditLog::new(options.log_dir.join("audit.log")));
     // A reload that changes the modules changes the capabilities: a
     // netconf-capability-change event, and new sessions get the new hello.
     let mut schema = runtime.follow_yang();

@@ -43,6 +43,14 @@ pub enum DatastoreError {
         /// The data path.
         path: String,
     },
+    /// Access control (RFC 8341) does not allow the user this change.
+    #[error("access denied: {operation} of {path} is not permitted")]
+    AccessDenied {
+        /// What was refused: create, update or delete.
+        operation: &'static str,
+        /// The data path of the node.
+        path: String,
+    },
     /// `delete` (or an edit under `none`) of something that does not exist.
     #[error("data does not exist: {path}")]
     DataMissing {

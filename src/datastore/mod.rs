@@ -19,6 +19,7 @@ mod error;
 mod filter;
 pub mod keypath;
 mod locks;
+pub mod nacm;
 mod nmda;
 mod notification;
 mod operational;
@@ -43,6 +44,7 @@ pub use edit::EditOperation;
 pub use error::{DatastoreError, ValidationIssue, ValidationKind};
 pub use filter::{Filter, FilterNode};
 pub use locks::{LockInfo, SessionId};
+pub use nacm::Access;
 pub use nmda::{DataOptions, NmdaDatastore, OriginFilter};
 pub use persist::{remove_stale_temp, sync_dir, write_atomically};
 pub use raw::{clear_errors, find_xpath, last_error};
@@ -117,6 +119,8 @@ pub struct EditRequest {
     pub default_operation: EditOperation,
     /// `test-option`.
     pub test_option: TestOption,
+    /// What the user may change ([`Access::unrestricted`] for the server itself).
+    pub access: Access,
 }
 
 /// The running datastore: validated, persisted, shared.
@@ -327,26 +331,34 @@ impl Datastore {
         self.check_validation_points(&Arc::new(tree))
     }
 
-    /// Prints running, or what `filter` selects of it, as XML.
+    /// Prints running, or what `filter` selects of it, as XML (the server's own reads).
     pub fn get_config(
         &self,
         filter: Option<&Filter>,
         defaults: WithDefaults,
     ) -> Result<String, DatastoreError> {
         let running = self.running();
-        select_and_print(running.context(), &running, filter, defaults)
+        select_and_print(
+            running.context(),
+            &running,
+            filter,
+            defaults,
+            &Access::unrestricted(),
+        )
     }
 
     /// Prints running together with operational data (`get`). `operational` holds XML
     /// documents of config-false data produced by the server itself (VM status, packages).
+    /// What `access` does not allow to read is left out.
     pub fn get(
         &self,
         filter: Option<&Filter>,
         defaults: WithDefaults,
         operational: &[String],
+        access: &Access,
     ) -> Result<String, DatastoreError> {
         let tree = self.with_state(&self.running(), operational)?;
-        select_and_print(tree.context(), &tree, filter, defaults)
+        select_and_print(tree.context(), &tree, filter, defaults, access)
     }
 
     /// A copy of `config` with the operational data documents merged in.
@@ -414,13 +426,23 @@ impl Datastore {
     }
 }
 
-/// Prints what `filter` selects of `tree` (all of it without a filter).
+/// Prints what `filter` selects of `tree` (all of it without a filter), of what `access`
+/// allows to read. What may not be read goes first, so that a filter cannot test it.
 fn select_and_print(
     ctx: &'static Context,
     tree: &DataTree<'static>,
     filter: Option<&Filter>,
     defaults: WithDefaults,
+    access: &Access,
 ) -> Result<String, DatastoreError> {
+    let readable;
+    let tree = if access.is_unrestricted() {
+        tree
+    } else {
+        raw::clear_errors(ctx);
+        readable = access.prune_read(tree.duplicate().map_err(|_| raw::last_error(ctx))?);
+        &readable
+    };
     match select(ctx, tree, filter)? {
         None => print(tree, defaults),
         Some(selected) => print(&selected, defaults),
@@ -544,6 +566,7 @@ mod tests {
             config: format!("<python-vm xmlns=\"{NCS}\" xmlns:nc=\"{NC}\">{config}</python-vm>"),
             default_operation: EditOperation::Merge,
             test_option: TestOption::TestThenSet,
+            access: Access::unrestricted(),
         })
     }
 
@@ -637,6 +660,7 @@ mod tests {
                 ),
                 default_operation: EditOperation::None,
                 test_option: TestOption::TestThenSet,
+                access: Access::unrestricted(),
             })
         };
         // Under none, data without an operation changes nothing.

@@ -69,6 +69,8 @@ pub struct DataOptions {
     pub with_origin: bool,
     /// `with-defaults`.
     pub defaults: WithDefaults,
+    /// What the user may read.
+    pub access: super::Access,
 }
 
 impl Datastore {
@@ -96,7 +98,18 @@ impl Datastore {
         };
         // The snapshot's own schema: a reload may replace the datastore's meanwhile.
         let ctx = source.context();
-        let tree = match super::select(ctx, &source, filter)? {
+        // What may not be read goes first, so that a filter cannot test it.
+        let readable;
+        let source = if options.access.is_unrestricted() {
+            &*source
+        } else {
+            raw::clear_errors(ctx);
+            readable = options
+                .access
+                .prune_read(source.duplicate().map_err(|_| raw::last_error(ctx))?);
+            &readable
+        };
+        let tree = match super::select(ctx, source, filter)? {
             Some(selected) => selected,
             None => source.duplicate().map_err(|_| raw::last_error(ctx))?,
         };

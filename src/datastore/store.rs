@@ -17,6 +17,7 @@ use std::sync::{Arc, MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 use yang5::data::{Data, DataFormat, DataTree};
 use yang5::utils::Binding;
 
+use super::Access;
 use super::confirm::PendingCommit;
 use super::locks::{LockInfo, LockTable, SessionId};
 use super::{
@@ -179,6 +180,7 @@ impl Datastore {
         raw::clear_errors(self.ctx());
         tree.validate(config_validation_flags())
             .map_err(|_| raw::last_error(self.ctx()))?;
+        request.access.check_write(&current, &tree)?;
         if request.test_option == TestOption::TestOnly {
             return Ok(());
         }
@@ -194,6 +196,7 @@ impl Datastore {
         source: &Source,
         target: DatastoreName,
         defaults: Option<WithDefaults>,
+        access: &Access,
     ) -> Result<(), DatastoreError> {
         if *source == Source::Datastore(target) {
             return Err(DatastoreError::SameSourceAndTarget);
@@ -214,12 +217,18 @@ impl Datastore {
                 tree
             }
         };
+        access.check_write(&self.snapshot(target), &tree)?;
         self.store(&mut txn, target, session, tree)
     }
 
     /// `delete-config`: only startup can be deleted (running cannot, RFC 6241 §7.4, and the
     /// candidate is reset with `discard-changes`).
-    pub fn delete(&self, session: SessionId, target: DatastoreName) -> Result<(), DatastoreError> {
+    pub fn delete(
+        &self,
+        session: SessionId,
+        target: DatastoreName,
+        access: &Access,
+    ) -> Result<(), DatastoreError> {
         if target != DatastoreName::Startup {
             return Err(DatastoreError::NotSupported(format!(
                 "the {} datastore cannot be deleted",
@@ -228,6 +237,7 @@ impl Datastore {
         }
         let _txn = self.txn();
         self.check_unlocked(target, session)?;
+        access.check_write(&self.snapshot(target), &DataTree::new(self.ctx()))?;
         match std::fs::remove_file(&self.startup_file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -282,9 +292,10 @@ impl Datastore {
         datastore: DatastoreName,
         filter: Option<&super::Filter>,
         defaults: WithDefaults,
+        access: &Access,
     ) -> Result<String, DatastoreError> {
         let snapshot = self.snapshot(datastore);
-        super::select_and_print(snapshot.context(), &snapshot, filter, defaults)
+        super::select_and_print(snapshot.context(), &snapshot, filter, defaults, access)
     }
 
     /// The locks held now.
@@ -364,12 +375,14 @@ mod tests {
                 ),
                 default_operation: EditOperation::Merge,
                 test_option: TestOption::TestThenSet,
+                access: Access::unrestricted(),
             },
         )
     }
 
     fn read(ds: &Datastore, d: DatastoreName) -> String {
-        ds.read(d, None, WithDefaults::Explicit).unwrap()
+        ds.read(d, None, WithDefaults::Explicit, &Access::unrestricted())
+            .unwrap()
     }
 
     fn confirmed(timeout: u64, persist: Option<&str>) -> CommitRequest {
@@ -515,6 +528,7 @@ mod tests {
             &Source::Datastore(DatastoreName::Running),
             DatastoreName::Startup,
             None,
+            &Access::unrestricted(),
         )
         .unwrap();
         assert!(read(&ds, DatastoreName::Startup).contains("level-debug"));
@@ -524,7 +538,8 @@ mod tests {
                 1,
                 &Source::Datastore(DatastoreName::Running),
                 DatastoreName::Running,
-                None
+                None,
+                &Access::unrestricted(),
             ),
             Err(DatastoreError::SameSourceAndTarget)
         ));
@@ -543,24 +558,27 @@ mod tests {
             &Source::Datastore(DatastoreName::Running),
             DatastoreName::Candidate,
             Some(WithDefaults::ReportAll),
+            &Access::unrestricted(),
         )
         .unwrap();
         // report-all made the defaults explicit in the copy.
         assert!(read(&ds, DatastoreName::Candidate).contains("log-file-prefix"));
         assert!(matches!(
-            ds.delete(1, DatastoreName::Running),
+            ds.delete(1, DatastoreName::Running, &Access::unrestricted()),
             Err(DatastoreError::NotSupported(_))
         ));
-        ds.delete(1, DatastoreName::Startup).unwrap();
+        ds.delete(1, DatastoreName::Startup, &Access::unrestricted())
+            .unwrap();
         assert!(!ds.startup_exists());
         assert_eq!(read(&ds, DatastoreName::Startup), "");
         ds.copy(
             1,
             &Source::Config(format!(
-                "<python-vm xmlns=\"{NCS}\"><logging><level>bogus</level></logging></python-vm>"
+                "<python-vm xmlns=\"{NCS}\"><logging><level>bogus</level></logging></python-vm>",
             )),
             DatastoreName::Running,
             None,
+            &Access::unrestricted(),
         )
         .unwrap_err();
     }

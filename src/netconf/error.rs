@@ -168,6 +168,11 @@ impl RpcError {
         RpcError::new(ErrorType::Rpc, tag, message)
     }
 
+    /// An operation that access control (RFC 8341) does not allow this user.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        RpcError::new(ErrorType::Protocol, ErrorTag::AccessDenied, message)
+    }
+
     /// An operation this server does not support.
     pub fn not_supported(message: impl Into<String>) -> Self {
         RpcError::new(
@@ -269,6 +274,14 @@ impl RpcError {
                     format!("data already exists: {path}"),
                 ),
                 path,
+            )],
+            D::AccessDenied { ref path, .. } => vec![with_path(
+                RpcError::new(
+                    ErrorType::Application,
+                    ErrorTag::AccessDenied,
+                    e.to_string(),
+                ),
+                path.clone(),
             )],
             D::DataMissing { path } => vec![with_path(
                 RpcError::new(

@@ -3,12 +3,13 @@
 //! published on the stream.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use quick_xml::escape::escape;
 use tracing::warn;
 
 use crate::datastore::changes::{ChangeListener, ConfigChange, ConfirmedCommit};
+use crate::netconf::audit::AuditLog;
 use crate::netconf::sessions::{SessionInfo, Sessions};
 use crate::notify::{NETCONF_STREAM, Notifier};
 
@@ -49,12 +50,28 @@ impl Termination {
 pub struct BaseEvents {
     notifier: Arc<Notifier>,
     sessions: Arc<Sessions>,
+    /// The same events, as lines of the audit log (when the server keeps one).
+    audit: OnceLock<AuditLog>,
 }
 
 impl BaseEvents {
     /// Events about `sessions`, published on `notifier`'s `NETCONF` stream.
     pub fn new(notifier: Arc<Notifier>, sessions: Arc<Sessions>) -> BaseEvents {
-        BaseEvents { notifier, sessions }
+        BaseEvents {
+            notifier,
+            sessions,
+            audit: OnceLock::new(),
+        }
+    }
+
+    /// Writes the session and change events to `audit` too, from now on.
+    pub fn keep_audit_log(&self, audit: AuditLog) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// The session `id` for the audit log: None for the server (0) or a session gone.
+    fn session(&self, id: u32) -> Option<SessionInfo> {
+        (id != 0).then(|| self.sessions.get(id)).flatten()
     }
 
     fn publish(&self, body: &str) {
@@ -65,6 +82,9 @@ impl BaseEvents {
 
     /// `netconf-session-start`.
     pub fn session_start(&self, session: &SessionInfo) {
+        if let Some(audit) = self.audit.get() {
+            audit.session_started(session);
+        }
         self.publish(&format!(
             "<netconf-session-start xmlns=\"{NS_BASE_NOTIFICATIONS}\">{}</netconf-session-start>",
             session_parms(session)
@@ -73,6 +93,9 @@ impl BaseEvents {
 
     /// `netconf-session-end`.
     pub fn session_end(&self, session: &SessionInfo, reason: Termination) {
+        if let Some(audit) = self.audit.get() {
+            audit.session_ended(session, reason.as_str());
+        }
         let killed_by = match reason {
             Termination::Killed(by) if by != 0 => format!("<killed-by>{by}</killed-by>"),
             _ => String::new(),
@@ -121,6 +144,9 @@ impl BaseEvents {
 
 impl ChangeListener for BaseEvents {
     fn config_changed(&self, change: ConfigChange) {
+        if let Some(audit) = self.audit.get() {
+            audit.config_changed(self.session(change.session).as_ref(), &change);
+        }
         let mut body = format!(
             "<netconf-config-change xmlns=\"{NS_BASE_NOTIFICATIONS}\">{}<datastore>{}</datastore>",
             self.changed_by(change.session),
@@ -140,6 +166,10 @@ impl ChangeListener for BaseEvents {
     }
 
     fn confirmed_commit(&self, event: ConfirmedCommit) {
+        if let Some(audit) = self.audit.get() {
+            let session = event.session.and_then(|id| self.session(id));
+            audit.confirmed_commit(session.as_ref(), &event);
+        }
         let session = event
             .session
             .and_then(|id| self.sessions.get(id))

@@ -1,6 +1,7 @@
 //! The NETCONF protocol layer (RFC 6241, RFC 6242): framing, sessions, the rpc envelope, the
 //! operations, and the mapping of errors onto `rpc-error`.
 
+pub mod audit;
 pub mod capabilities;
 pub mod error;
 pub mod events;
@@ -38,6 +39,10 @@ pub struct NetconfServer {
     pub hello_timeout: Duration,
     /// What is served of the schema, for the runtime's current one.
     served: std::sync::RwLock<Arc<ServedSchema>>,
+    /// The access control counters of `/nacm`.
+    pub nacm: Arc<crate::datastore::nacm::Counters>,
+    /// The user whose sessions access control does not check (RFC 8341's recovery session).
+    recovery_user: Option<String>,
 }
 
 /// What NETCONF serves of a schema: the modules, their YANG library, the capabilities.
@@ -90,7 +95,24 @@ impl NetconfServer {
             max_message_size,
             hello_timeout,
             served: std::sync::RwLock::new(Arc::new(served)),
+            nacm: Arc::default(),
+            recovery_user: None,
         }
+    }
+
+    /// Makes `user`'s sessions recovery sessions, which access control does not check: the
+    /// server's bootstrap user, the way back in when the rules lock everyone out.
+    pub fn with_recovery_user(mut self, user: Option<String>) -> NetconfServer {
+        self.recovery_user = user;
+        self
+    }
+
+    /// What `user` may do now, by the `/nacm` rules of running.
+    pub fn access_for(&self, user: &str) -> crate::datastore::Access {
+        if self.recovery_user.as_deref() == Some(user) {
+            return crate::datastore::Access::unrestricted();
+        }
+        crate::datastore::Access::for_user(&self.datastore.running(), user)
     }
 
     /// What is served of the schema now (rebuilt when a reload changed the schema; sessions

@@ -2,7 +2,7 @@
 //! messages, answers each rpc in order, and ends on `close-session`, `kill-session`, a framing
 //! error, or the client going away.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
@@ -209,6 +209,8 @@ impl Connection {
                 session_id: state.id,
                 counters: Arc::clone(&state.counters),
                 server: Arc::clone(server),
+                user: state.user.clone(),
+                access: Mutex::new(None),
             };
             if let Some(task) = state.subscription.start(sink) {
                 self.subscription = Some(task);

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use yang5::data::{Data, DataFormat, DataOperation, DataParserFlags, DataTree};
 
-use crate::datastore::Filter;
+use crate::datastore::{Access, Filter};
 use crate::netconf::NetconfServer;
 use crate::netconf::framing::{Framing, encode};
 use crate::netconf::sessions::{Count, Counters};
@@ -91,6 +91,11 @@ pub struct Sink {
     pub counters: Arc<Counters>,
     /// The server.
     pub server: Arc<NetconfServer>,
+    /// The session's user, whose access control decides what it receives.
+    pub user: String,
+    /// The user's rules, with the running configuration they were read from (read again when
+    /// it changes).
+    pub access: Mutex<Option<(Arc<DataTree<'static>>, Access)>>,
 }
 
 impl Sink {
@@ -106,14 +111,52 @@ impl Sink {
         Ok(())
     }
 
-    /// Sends `event` if the filter selects it.
+    /// Sends `event` if access control lets the user receive it and the filter selects it.
     async fn deliver(&self, event: &Event, filter: Option<&Filter>) -> Result<(), ()> {
+        if !self.allowed(event) {
+            self.server
+                .nacm
+                .denied_notifications
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         if let Some(filter) = filter
             && !selects(&self.server, filter, event)
         {
             return Ok(());
         }
         self.send(event.message()).await
+    }
+
+    /// RFC 8341 §3.4.6: whether the user may receive `event` (its notification's rules).
+    fn allowed(&self, event: &Event) -> bool {
+        let running = self.server.datastore.running();
+        let mut cached = self.access.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = cached
+            .as_ref()
+            .is_none_or(|(tree, _)| !Arc::ptr_eq(tree, &running));
+        if fresh {
+            *cached = Some((Arc::clone(&running), self.server.access_for(&self.user)));
+        }
+        let Some((_, access)) = cached.as_ref() else {
+            return true;
+        };
+        if access.is_unrestricted() {
+            return true;
+        }
+        let Some((ns, name)) = notification_name(event.body()) else {
+            return true;
+        };
+        let ctx = self.server.datastore.context();
+        let Some(module) = ctx
+            .modules(false)
+            .find(|m| m.is_implemented() && m.namespace() == ns)
+            .map(|m| m.name().to_owned())
+        else {
+            return true;
+        };
+        let schema = ctx.find_path(&format!("/{module}:{name}")).ok();
+        access.notification_allowed(&module, &name, schema.as_ref())
     }
 
     async fn complete(&self, what: &str) -> Result<(), ()> {
@@ -193,6 +236,12 @@ async fn forward(mut new: NewSubscription, sink: &Sink) {
         "subscription reached its stopTime"
     );
     let _ = sink.complete("notificationComplete").await;
+}
+
+/// The namespace and name of the notification that an event's body is.
+fn notification_name(body: &str) -> Option<(String, String)> {
+    let root = crate::netconf::xml::parse(body.as_bytes()).ok()?;
+    Some((root.ns, root.name))
 }
 
 /// Whether `filter` selects anything of `event`, parsed as a notification of the current

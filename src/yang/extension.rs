@@ -4,8 +4,18 @@
 
 use yang5::schema::SchemaNode;
 
+/// Whether a schema node carries the extension `module:name` (with or without argument).
+pub fn has_extension(node: &SchemaNode<'_>, module: &str, name: &str) -> bool {
+    find_extension(node, module, name).is_some()
+}
+
 /// The argument of the extension `module:name` on a schema node, if it has one.
 pub fn extension_argument(node: &SchemaNode<'_>, module: &str, name: &str) -> Option<String> {
+    find_extension(node, module, name).flatten()
+}
+
+/// `Some(argument)` if the node carries the extension `module:name`.
+fn find_extension(node: &SchemaNode<'_>, module: &str, name: &str) -> Option<Option<String>> {
     // SAFETY: `as_raw` is a compiled node of a live context; `exts` is a libyang sized array of
     // compiled extension instances, each with its definition and module.
     unsafe {
@@ -23,11 +33,11 @@ pub fn extension_argument(node: &SchemaNode<'_>, module: &str, name: &str) -> Op
             let def_name = std::ffi::CStr::from_ptr((*ext.def).name).to_string_lossy();
             let def_module = std::ffi::CStr::from_ptr((*(*ext.def).module).name).to_string_lossy();
             if def_name == name && def_module == module {
-                return (!ext.argument.is_null()).then(|| {
+                return Some((!ext.argument.is_null()).then(|| {
                     std::ffi::CStr::from_ptr(ext.argument)
                         .to_string_lossy()
                         .into_owned()
-                });
+                }));
             }
         }
     }

@@ -15,7 +15,7 @@ pub mod source;
 pub use context::{
     ModuleInfo, PackageYang, SubmoduleInfo, YangContext, YangError, module_namespace, raw_context,
 };
-pub use extension::extension_argument;
+pub use extension::{extension_argument, has_extension};
 
 /// The repository's `yang/` modules with the server's features, loaded once for the unit tests
 /// of every layer.

@@ -59,6 +59,8 @@ struct Parsed {
     ancestors: Vec<PathNode>,
     /// The action itself.
     action: PathNode,
+    /// The action's path, for access control.
+    steps: Vec<crate::datastore::nacm::Step>,
 }
 
 /// Runs an `<action>` in either form.
@@ -86,7 +88,23 @@ pub async fn action(call: &Call<'_>) -> OpOutcome {
     let text = xml::to_string(target, &scope);
     let running = call.server.datastore.running();
     let user = call.session.user.clone();
-    let parsed = blocking(move || parse(&running, &text, user)).await?;
+    let access = call.access();
+    let counters = std::sync::Arc::clone(&call.server.nacm);
+    let parsed = blocking(move || {
+        let parsed = parse(&running, &text, user)?;
+        // RFC 8341 §3.4.4: `exec` on the action node.
+        if !access.action_allowed(&parsed.steps, None) {
+            counters
+                .denied_operations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(vec![RpcError::access_denied(format!(
+                "access denied: the action {} may not be run",
+                parsed.call.path
+            ))]);
+        }
+        Ok(parsed)
+    })
+    .await?;
     let output = run(call, &parsed).await?;
     Ok(match form {
         // An action without output answers <ok/> (RFC 7950 §7.15.2).
@@ -255,6 +273,7 @@ fn parse(running: &DataTree<'static>, text: &str, user: String) -> Result<Parsed
         validate_input(running, &tree)?;
     }
     Ok(Parsed {
+        steps: crate::datastore::nacm::steps(&action),
         package,
         service: service_action(&action),
         call: ActionCall {

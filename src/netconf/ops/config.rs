@@ -27,6 +27,8 @@ pub async fn copy_config(call: &Call<'_>) -> OpOutcome {
     };
     let datastore = Arc::clone(&call.server.datastore);
     let session = call.session.id;
+    let access = call.access();
+    let error = call.datastore_error();
     blocking(move || {
         datastore
             .copy(
@@ -34,8 +36,9 @@ pub async fn copy_config(call: &Call<'_>) -> OpOutcome {
                 &source,
                 target,
                 defaults.filter(|d| *d != WithDefaults::Explicit),
+                &access,
             )
-            .map_err(RpcError::from_datastore)
+            .map_err(error)
     })
     .await?;
     Ok(OpResult::Ok)
@@ -46,11 +49,8 @@ pub async fn delete_config(call: &Call<'_>) -> OpOutcome {
     let target = datastore_param(call.operation, "target")?;
     let datastore = Arc::clone(&call.server.datastore);
     let session = call.session.id;
-    blocking(move || {
-        datastore
-            .delete(session, target)
-            .map_err(RpcError::from_datastore)
-    })
-    .await?;
+    let access = call.access();
+    let error = call.datastore_error();
+    blocking(move || datastore.delete(session, target, &access).map_err(error)).await?;
     Ok(OpResult::Ok)
 }

@@ -26,9 +26,10 @@ pub async fn get(call: &Call<'_>) -> OpOutcome {
         call.server,
         filter.as_ref(),
     ));
+    let access = call.access();
     let data = blocking(move || {
         datastore
-            .get(filter.as_ref(), defaults, &operational)
+            .get(filter.as_ref(), defaults, &operational, &access)
             .map_err(RpcError::from_datastore)
     })
     .await?;
@@ -41,9 +42,10 @@ pub async fn get_config(call: &Call<'_>) -> OpOutcome {
     let filter = parse_filter(call, call.operation)?;
     let defaults = parse_with_defaults(call.operation)?;
     let datastore = Arc::clone(&call.server.datastore);
+    let access = call.access();
     let data = blocking(move || {
         datastore
-            .read(source, filter.as_ref(), defaults)
+            .read(source, filter.as_ref(), defaults, &access)
             .map_err(RpcError::from_datastore)
     })
     .await?;
@@ -113,15 +115,12 @@ pub async fn edit_config(call: &Call<'_>) -> OpOutcome {
         config: content_xml(call, &[op], config)?,
         default_operation,
         test_option,
+        access: call.access(),
     };
     let datastore = Arc::clone(&call.server.datastore);
     let session = call.session.id;
-    blocking(move || {
-        datastore
-            .edit(target, session, &request)
-            .map_err(RpcError::from_datastore)
-    })
-    .await?;
+    let error = call.datastore_error();
+    blocking(move || datastore.edit(target, session, &request).map_err(error)).await?;
     Ok(OpResult::Ok)
 }
 

@@ -29,6 +29,28 @@ pub struct Call<'a> {
     pub server: &'a NetconfServer,
 }
 
+impl Call<'_> {
+    /// What this session's user may do now (RFC 8341).
+    pub fn access(&self) -> crate::datastore::Access {
+        self.server.access_for(&self.session.user)
+    }
+
+    /// Maps a datastore error onto rpc-errors, counting the writes access control refused.
+    pub fn datastore_error(
+        &self,
+    ) -> impl Fn(crate::datastore::DatastoreError) -> Vec<RpcError> + Send + 'static {
+        let counters = std::sync::Arc::clone(&self.server.nacm);
+        move |e| {
+            if matches!(e, crate::datastore::DatastoreError::AccessDenied { .. }) {
+                counters
+                    .denied_data_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            RpcError::from_datastore(e)
+        }
+    }
+}
+
 /// The result of an operation.
 pub type OpOutcome = Result<OpResult, Vec<RpcError>>;
 
@@ -36,8 +58,10 @@ pub type OpOutcome = Result<OpResult, Vec<RpcError>>;
 pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
     let op = call.operation;
     if action::is_action(op) {
+        // Access control checks the action itself (RFC 8341 §3.4.4).
         return action::action(call).await;
     }
+    check_exec(call)?;
     if op.is(monitoring::NS_MONITORING, "get-schema") {
         return monitoring::get_schema(call).await;
     }
@@ -77,6 +101,43 @@ pub async fn dispatch(call: &Call<'_>) -> OpOutcome {
             "operation <{other}> is not supported"
         ))]),
     }
+}
+
+/// RFC 8341 §3.4.4: may this session's user run the protocol operation? `close-session` is
+/// always allowed.
+fn check_exec(call: &Call<'_>) -> Result<(), Vec<RpcError>> {
+    let op = call.operation;
+    if op.is(NS_BASE, "close-session") {
+        return Ok(());
+    }
+    let access = call.access();
+    if access.is_unrestricted() {
+        return Ok(());
+    }
+    let ctx = call.server.datastore.context();
+    let module = if op.ns == NS_BASE || op.ns.is_empty() {
+        Some("ietf-netconf".to_owned())
+    } else {
+        ctx.modules(false)
+            .find(|m| m.is_implemented() && m.namespace() == op.ns)
+            .map(|m| m.name().to_owned())
+    };
+    // An operation of no module is refused later as unknown.
+    let Some(module) = module else {
+        return Ok(());
+    };
+    let schema = ctx.find_path(&format!("/{module}:{}", op.name)).ok();
+    if access.rpc_allowed(&module, &op.name, schema.as_ref()) {
+        return Ok(());
+    }
+    call.server
+        .nacm
+        .denied_operations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Err(vec![RpcError::access_denied(format!(
+        "access denied: user {} may not run <{}> ({module})",
+        call.session.user, op.name
+    ))])
 }
 
 /// Runs blocking datastore work off the async threads.

@@ -42,6 +42,9 @@ pub fn state_documents(server: &NetconfServer, filter: Option<&Filter>) -> Vec<S
     if wanted(NS_NC_NOTIFICATIONS, "netconf") {
         docs.push(super::notifications::streams_xml(&server.notifier));
     }
+    if wanted(crate::datastore::nacm::NS_NACM, "nacm") {
+        docs.push(server.nacm.to_xml());
+    }
     docs
 }
 
@@ -151,6 +154,16 @@ pub async fn get_schema(call: &Call<'_>) -> OpOutcome {
     // An identityref: `yang`, `ncm:yang` or another prefix bound to the monitoring namespace.
     let format = param("format").unwrap_or_else(|| "yang".into());
     let format = format.rsplit(':').next().unwrap_or("yang").to_string();
+    // A module that access control hides as a whole is not served either.
+    if !call.access().module_readable(&identifier) {
+        call.server
+            .nacm
+            .denied_operations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(vec![RpcError::access_denied(format!(
+            "access denied: the schema {identifier} may not be read"
+        ))]);
+    }
     let schema = call.server.schema();
     let text = match format.as_str() {
         "yang" => schema.yang.schema_text(&identifier, version.as_deref()),

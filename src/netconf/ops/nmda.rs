@@ -116,6 +116,7 @@ pub async fn get_data(call: &Call<'_>) -> OpOutcome {
         origin_filter,
         with_origin,
         defaults,
+        access: call.access(),
     };
     let operational = if datastore == NmdaDatastore::Operational {
         let mut docs = call.server.runtime.operational_xml();
@@ -198,13 +199,11 @@ pub async fn edit_data(call: &Call<'_>) -> OpOutcome {
         config: content_xml(call, &[op], config)?,
         default_operation,
         test_option: TestOption::TestThenSet,
+        access: call.access(),
     };
     let ds = Arc::clone(&call.server.datastore);
     let session = call.session.id;
-    blocking(move || {
-        ds.edit(target, session, &request)
-            .map_err(RpcError::from_datastore)
-    })
-    .await?;
+    let error = call.datastore_error();
+    blocking(move || ds.edit(target, session, &request).map_err(error)).await?;
     Ok(OpResult::Ok)
 }
