@@ -195,6 +195,12 @@ struct ServeArgs {
     /// The largest message a client may send, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_message_size: usize,
+    /// NETCONF sessions that may be open at once; a further one is closed at its start.
+    #[arg(long, default_value_t = 256)]
+    max_sessions: usize,
+    /// NETCONF sessions that one user may have open at once.
+    #[arg(long, default_value_t = 64)]
+    max_sessions_per_user: usize,
     /// Seconds a client has to send its hello.
     #[arg(long, default_value_t = 60)]
     hello_timeout: u64,
@@ -362,6 +368,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             block_for: Duration::from_secs(args.auth_block_secs.max(1)),
         },
         max_message_size: args.max_message_size,
+        session_limits: pyvmd::netconf::sessions::SessionLimits {
+            total: args.max_sessions.max(1),
+            per_user: args.max_sessions_per_user.max(1),
+        },
         hello_timeout: Duration::from_secs(args.hello_timeout),
         packages_dir: args.packages,
         log_dir: args.log_dir,

@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub login_throttle: ThrottleConfig,
     /// The largest message a client may send.
     pub max_message_size: usize,
+    /// How many NETCONF sessions may be open at once, in all and per user.
+    pub session_limits: crate::netconf::sessions::SessionLimits,
     /// How long a client has to send its hello.
     pub hello_timeout: Duration,
     /// The Python packages to run.
@@ -170,7 +172,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             options.max_message_size,
             options.hello_timeout,
         )
-        .with_recovery_user(options.users.first().map(|u| u.user.clone())),
+        .with_recovery_user(options.users.first().map(|u| u.user.clone()))
+        .with_session_limits(options.session_limits),
     );
     netconf
         .events

@@ -43,6 +43,8 @@ pub struct NetconfServer {
     pub nacm: Arc<crate::datastore::nacm::Counters>,
     /// The user whose sessions access control does not check (RFC 8341's recovery session).
     recovery_user: Option<String>,
+    /// How many sessions may be open.
+    pub session_limits: sessions::SessionLimits,
 }
 
 /// What NETCONF serves of a schema: the modules, their YANG library, the capabilities.
@@ -97,7 +99,14 @@ impl NetconfServer {
             served: std::sync::RwLock::new(Arc::new(served)),
             nacm: Arc::default(),
             recovery_user: None,
+            session_limits: sessions::SessionLimits::default(),
         }
+    }
+
+    /// Limits the sessions open at once.
+    pub fn with_session_limits(mut self, limits: sessions::SessionLimits) -> NetconfServer {
+        self.session_limits = limits;
+        self
     }
 
     /// Makes `user`'s sessions recovery sessions, which access control does not check: the

@@ -35,11 +35,23 @@ pub struct SessionState {
 
 /// Runs a session to its end. Spawned once per `netconf` subsystem channel.
 pub async fn run(io: NetconfIo, peer: Peer, server: Arc<NetconfServer>) {
-    let registration = server.sessions.register(&peer.user, peer.addr);
-    let id = registration.id;
     let from = peer
         .addr
         .map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+    let registration =
+        match server
+            .sessions
+            .try_register(&peer.user, peer.addr, server.session_limits)
+        {
+            Ok(registration) => registration,
+            Err(refused) => {
+                // Before a <hello> there is no way to send an rpc-error: the channel closes.
+                warn!("session refused: user {} from {from}: {refused}", peer.user);
+                let _ = tokio::time::timeout(CLOSE_GRACE, io.output.send(Output::Close)).await;
+                return;
+            }
+        };
+    let id = registration.id;
     info!("session {id} started: user {} from {from}", peer.user);
     let info = server.sessions.get(id);
     let io_abort = io.abort;

@@ -117,9 +117,79 @@ pub struct Registration {
     pub counters: Arc<Counters>,
 }
 
+/// How many sessions may be open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// In all.
+    pub total: usize,
+    /// Of one user.
+    pub per_user: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> SessionLimits {
+        SessionLimits {
+            total: usize::MAX,
+            per_user: usize::MAX,
+        }
+    }
+}
+
+/// Why a session was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefused {
+    /// The server has as many sessions as it allows.
+    #[error("the server has {0} sessions, the most it allows (--max-sessions)")]
+    Total(usize),
+    /// The user has as many sessions as one user may have.
+    #[error(
+        "user {user} has {count} sessions, the most one user may have (--max-sessions-per-user)"
+    )]
+    PerUser {
+        /// The user.
+        user: String,
+        /// Its sessions.
+        count: usize,
+    },
+}
+
 impl Sessions {
+    /// Allocates a session-id and records the session, unless `limits` forbid another one.
+    ///
+    /// # Errors
+    /// The server, or the user, has as many sessions as `limits` allow.
+    pub fn try_register(
+        &self,
+        user: &str,
+        addr: Option<SocketAddr>,
+        limits: SessionLimits,
+    ) -> Result<Registration, SessionRefused> {
+        let mut table = self.table();
+        if table.len() >= limits.total {
+            return Err(SessionRefused::Total(table.len()));
+        }
+        let count = table.values().filter(|e| e.info.user == user).count();
+        if count >= limits.per_user {
+            return Err(SessionRefused::PerUser {
+                user: user.to_owned(),
+                count,
+            });
+        }
+        Ok(self.insert(&mut table, user, addr))
+    }
+
     /// Allocates a session-id and records the session.
     pub fn register(&self, user: &str, addr: Option<SocketAddr>) -> Registration {
+        let mut table = self.table();
+        self.insert(&mut table, user, addr)
+    }
+
+    fn insert(
+        &self,
+        table: &mut HashMap<u32, Entry>,
+        user: &str,
+        addr: Option<SocketAddr>,
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (kill, killed) = watch::channel(None);
         let counters = Arc::new(Counters::default());
@@ -131,7 +201,7 @@ impl Sessions {
             counters: Arc::clone(&counters),
         };
         self.stats.in_sessions.fetch_add(1, Ordering::Relaxed);
-        self.table().insert(id, Entry { info, kill });
+        table.insert(id, Entry { info, kill });
         Registration {
             id,
             killed,

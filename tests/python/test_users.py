@@ -160,3 +160,34 @@ class TestLoginThrottling(ServerTestCase):
             self.server.connect()
         time.sleep(3.5)
         self.server.connect().close_session()
+
+
+class TestSessionLimits(ServerTestCase):
+    server_args = ("--max-sessions", "3", "--max-sessions-per-user", "2")
+
+    def test_sessions_beyond_the_limits_are_closed_at_once(self):
+        admin = [self.connect(), self.connect()]
+        self.assertOk(admin[0].edit_config(target="running", config=user_xml(
+            "uma", "$0$uma-pw")).xml)
+        offsets = self.server.log_offsets()
+        # A third session of admin: over the per-user limit.
+        with self.assertRaises(Exception):
+            self.server.connect()
+        self.assertIn("session refused: user admin from 127.0.0.1:", self.server.log_since(offsets))
+        self.assertIn("the most one user may have", self.server.log_since(offsets))
+        # Another user gets the third place, and nobody a fourth.
+        uma = self.connect(username="uma", password="uma-pw")
+        with self.assertRaises(Exception):
+            self.server.connect(username="uma", password="uma-pw")
+        self.assertIn("the most it allows (--max-sessions)", self.server.log_since(offsets))
+        # A place that frees up can be taken again; the sessions that were there go on.
+        uma.close_session()
+        self.assertTrue(wait_until(lambda: self.try_connect(), 10))
+        self.assertTrue(admin[1].get_config(source="running").ok)
+
+    def try_connect(self):
+        try:
+            self.server.connect(username="uma", password="uma-pw").close_session()
+            return True
+        except Exception:
+            return False
