@@ -522,9 +522,9 @@ impl Runtime {
             )
         };
         let mut packages_line = format!(
-            "packages in {}: {} up",
+            "packages in {}: {}",
             self.packages_dir.display(),
-            counted(&up)
+            counted(&up, "up")
         );
         if !not_up.is_empty() {
             packages_line.push_str(&format!(", not up: {}", not_up.join(", ")));
@@ -545,7 +545,7 @@ impl Runtime {
             })
             .partition(|(_, failed)| failed.is_empty());
         let running: Vec<String> = running.into_iter().map(|(name, _)| name).collect();
-        let mut vms_line = format!("Python VMs: {} started", counted(&running));
+        let mut vms_line = format!("Python VMs: {}", counted(&running, "started"));
         for (vm, components) in &failed {
             vms_line.push_str(&format!(
                 "; {vm} has failed components: {}",
@@ -569,12 +569,12 @@ impl Runtime {
     }
 }
 
-/// `3 (a, b, c)`, or `0`.
-fn counted(names: &[String]) -> String {
+/// `3 <what> (a, b, c)`, or `0 <what>`.
+fn counted(names: &[String], what: &str) -> String {
     if names.is_empty() {
-        "0".to_string()
+        format!("0 {what}")
     } else {
-        format!("{} ({})", names.len(), names.join(", "))
+        format!("{} {what} ({})", names.len(), names.join(", "))
     }
 }
 
