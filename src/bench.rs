@@ -224,6 +224,70 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What access control (RFC 8341) costs a user that it checks, against the bootstrap user
+/// (which it does not): the small get-config round trips, and the get-config of the whole
+/// datastore (every node is checked, and one list entry of `options.entries` hidden). The
+/// rules: one group, three rule-lists of which the user's has a path rule that hides an entry.
+async fn access_control(
+    addr: std::net::SocketAddr,
+    admin: &mut NetconfClient,
+    small_get: &str,
+    options: &BenchOptions,
+) -> anyhow::Result<Vec<Figure>> {
+    let setup = edit_config(&format!(
+        "<system xmlns=\"urn:ietf:params:xml:ns:yang:ietf-system\"><authentication><user>\
+         <name>bench</name><password>$0$bench</password></user></authentication></system>\
+         <nacm xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-acm\" xmlns:ncs=\"{NS_NCS}\">\
+         <groups><group><name>readers</name><user-name>bench</user-name></group></groups>\
+         <rule-list><name>others</name><group>others</group><rule><name>all</name>\
+         <module-name>*</module-name><access-operations>*</access-operations>\
+         <action>permit</action></rule></rule-list>\
+         <rule-list><name>readers</name><group>readers</group><rule><name>hide-one</name>\
+         <module-name>tailf-ncs</module-name>\
+         <path>/ncs:python-vm/ncs:logging/ncs:vm-levels[ncs:node-id='vm-00000']</path>\
+         <access-operations>read</access-operations><action>deny</action></rule></rule-list>\
+         <rule-list><name>audit</name><group>audit</group><rule><name>none</name>\
+         <module-name>*</module-name><access-operations>*</access-operations>\
+         <action>deny</action></rule></rule-list></nacm>"
+    ));
+    expect_ok_or_data(&admin.rpc(&setup).await?)?;
+    let mut user = NetconfClient::connect(addr, "bench", "bench").await?;
+    let start = Instant::now();
+    for _ in 0..options.round_trips {
+        expect_ok_or_data(&user.rpc(small_get).await?)?;
+    }
+    let rate = options.round_trips as f64 / start.elapsed().as_secs_f64();
+    let mut figures = vec![Figure::new(
+        "small get-config round trips/s, a user under access control",
+        rate,
+        "1/s",
+    )];
+    let get_all = "<get-config><source><running/></source></get-config>";
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let reply = user.rpc(get_all).await?;
+        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
+        let count = reply.matches("<vm-levels>").count();
+        if count + 1 != options.entries {
+            bail!(
+                "access control left {count} of {} entries, expected all but one",
+                options.entries
+            );
+        }
+    }
+    figures.push(Figure::new(
+        format!(
+            "get-config of {} list entries, a user under access control (best of 5)",
+            options.entries
+        ),
+        best,
+        "ms",
+    ));
+    user.close().await?;
+    Ok(figures)
+}
+
 /// The core server: sessions, reads, edits, commits, large datastores.
 async fn core(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let server = ServerProcess::start(options.yang_dir.as_deref(), None)?;
@@ -322,6 +386,8 @@ async fn core(options: &BenchOptions) -> anyhow::Result<Vec<Figure>> {
         )
         .at_most(100.0),
     );
+
+    figures.extend(access_control(server.addr, &mut client, &get, options).await?);
 
     let small_edit = edit_config(&format!(
         "<python-vm xmlns=\"{NS_NCS}\"><logging><level>level-error</level></logging></python-vm>"
