@@ -435,14 +435,8 @@ fn select_and_print(
     defaults: WithDefaults,
     access: &Access,
 ) -> Result<String, DatastoreError> {
-    let readable;
-    let tree = if access.is_unrestricted() {
-        tree
-    } else {
-        raw::clear_errors(ctx);
-        readable = access.prune_read(tree.duplicate().map_err(|_| raw::last_error(ctx))?);
-        &readable
-    };
+    let readable = access.readable(tree)?;
+    let tree = readable.as_ref().unwrap_or(tree);
     match select(ctx, tree, filter)? {
         None => print(tree, defaults),
         Some(selected) => print(&selected, defaults),

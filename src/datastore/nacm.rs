@@ -280,33 +280,102 @@ impl Access {
                 .unwrap_or(self.read_default)
     }
 
-    /// `tree` without what this user may not read.
-    pub fn prune_read(&self, tree: DataTree<'static>) -> DataTree<'static> {
+    /// A copy of `tree` without what this user may not read, or `None` when the user may read
+    /// all of it (then no copy is made).
+    ///
+    /// With `read-default` permit (the usual case) only the nodes that a rule or
+    /// `default-deny-all` could deny are looked at: the instances of the deny rules' paths and
+    /// of the marked schema nodes, each decided as a whole request would be. A rule that denies
+    /// a whole module, or `read-default` deny, needs the walk over every node.
+    ///
+    /// # Errors
+    /// Copying the tree failed.
+    pub fn readable(
+        &self,
+        tree: &DataTree<'static>,
+    ) -> Result<Option<DataTree<'static>>, DatastoreError> {
         if !self.enforced {
-            return tree;
+            return Ok(None);
         }
-        let mut doomed: Vec<raw::Node> = Vec::new();
-        if let Some(first) = tree.reference() {
-            for top in first.inclusive_siblings() {
-                if !self.visit_read(&top, &mut doomed) {
-                    doomed.push(top.as_raw());
+        let doomed = match self.candidates(tree) {
+            Some(candidates) => {
+                let mut doomed = Vec::new();
+                for node in candidates {
+                    if !self.visit_read(&node, &mut doomed) {
+                        doomed.push(node.as_raw());
+                    }
                 }
+                doomed
             }
-        }
+            None => {
+                let mut doomed = Vec::new();
+                if let Some(first) = tree.reference() {
+                    for top in first.inclusive_siblings() {
+                        if !self.visit_read(&top, &mut doomed) {
+                            doomed.push(top.as_raw());
+                        }
+                    }
+                }
+                doomed
+            }
+        };
+        // A node below another that goes, goes with it.
+        let set: std::collections::HashSet<raw::Node> = doomed.iter().copied().collect();
+        // SAFETY: nodes of `tree`, which is borrowed for this whole call.
+        let doomed: Vec<raw::Node> = doomed
+            .into_iter()
+            .filter(|&n| unsafe { !has_ancestor_in(n, &set) })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if doomed.is_empty() {
-            return tree;
+            return Ok(None);
         }
+        // Where each doomed node is, as child positions from the top, to find it in the copy.
+        // SAFETY: as above.
+        let places: Vec<Vec<usize>> = doomed.iter().map(|&n| unsafe { position(n) }).collect();
         let ctx = tree.context();
-        let mut head = tree.into_raw();
-        // SAFETY: every doomed node is a distinct node of the tree, and none is below another
-        // (a doomed subtree's descendants are not visited); `head` is kept the first top-level
-        // node while they are freed, and then owned by the new tree.
+        raw::clear_errors(ctx);
+        let copy = tree.duplicate().map_err(|_| raw::last_error(ctx))?;
+        let mut head = copy.into_raw();
+        // SAFETY: `head` heads the copy we own, which has the shape of `tree`, so every place
+        // names a node of it; they are all found before any is freed, and as none is below
+        // another, freeing one leaves the others valid.
         unsafe {
-            for node in doomed {
+            let nodes: Vec<raw::Node> = places.iter().map(|p| follow(head, p)).collect();
+            for node in nodes.into_iter().rev().filter(|n| !n.is_null()) {
                 raw::free(&mut head, node);
             }
-            DataTree::from_raw(ctx, head)
+            Ok(Some(DataTree::from_raw(ctx, head)))
         }
+    }
+
+    /// The nodes of `tree` that the rules or `default-deny-all` could keep from this user, or
+    /// `None` when every node has to be looked at.
+    fn candidates<'a>(&self, tree: &'a DataTree<'static>) -> Option<Vec<DataNodeRef<'a>>> {
+        if !self.read_default {
+            return None;
+        }
+        let mut paths = Vec::new();
+        for rule in self.rules.iter().filter(|r| {
+            !r.permit
+                && r.operations
+                    .as_ref()
+                    .is_none_or(|ops| ops.iter().any(|o| o == "read"))
+        }) {
+            match &rule.kind {
+                RuleKind::Any => return None,
+                RuleKind::Data(path) if path.is_empty() => return None,
+                RuleKind::Data(path) => paths.push(xpath_of(path)?),
+                RuleKind::Rpc(_) | RuleKind::Notification(_) => {}
+            }
+        }
+        paths.extend(deny_all_paths(tree.context()));
+        let mut found = Vec::new();
+        for path in paths {
+            found.extend(find_xpath(tree, &path).ok()?);
+        }
+        Some(found)
     }
 
     /// Whether `node` stays; collects what goes below it.
@@ -465,6 +534,123 @@ impl Access {
                     }
             })
             .map(|rule| rule.permit)
+    }
+}
+
+/// An XPath that selects the instances of a rule path (every step qualified); `None` if a
+/// key value holds both kinds of quotes.
+fn xpath_of(path: &[Step]) -> Option<String> {
+    let mut out = String::new();
+    for step in path {
+        out.push_str(&format!("/{}:{}", step.module, step.name));
+        for (key, value) in &step.keys {
+            let quote = if !value.contains('\'') {
+                '\''
+            } else if !value.contains('"') {
+                '"'
+            } else {
+                return None;
+            };
+            out.push_str(&format!("[{key}={quote}{value}{quote}]"));
+        }
+    }
+    Some(out)
+}
+
+/// The schema paths of the data nodes marked `default-deny-all` in `ctx`, found once per
+/// context.
+fn deny_all_paths(ctx: &'static yang5::context::Context) -> Vec<String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static FOUND: Mutex<Option<HashMap<usize, Vec<String>>>> = Mutex::new(None);
+    let key = std::ptr::from_ref(ctx) as usize;
+    let mut found = FOUND.lock().unwrap_or_else(|p| p.into_inner());
+    found
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| {
+            ctx.traverse()
+                .filter(|s| {
+                    !matches!(
+                        s.kind(),
+                        SchemaNodeKind::Rpc
+                            | SchemaNodeKind::Action
+                            | SchemaNodeKind::Notification
+                            | SchemaNodeKind::Input
+                            | SchemaNodeKind::Output
+                            | SchemaNodeKind::Choice
+                            | SchemaNodeKind::Case
+                    ) && marked(s, "default-deny-all")
+                })
+                .map(|s| s.path(yang5::schema::SchemaPathFormat::DATA))
+                .collect()
+        })
+        .clone()
+}
+
+/// Whether an ancestor of `node` is in `set`.
+///
+/// # Safety
+/// `node` must be a valid node.
+unsafe fn has_ancestor_in(node: raw::Node, set: &std::collections::HashSet<raw::Node>) -> bool {
+    unsafe {
+        let mut parent = raw::parent(node);
+        while !parent.is_null() {
+            if set.contains(&parent) {
+                return true;
+            }
+            parent = raw::parent(parent);
+        }
+        false
+    }
+}
+
+/// The child positions from the top of the tree down to `node` (the first: among the
+/// top-level siblings).
+///
+/// # Safety
+/// `node` must be a valid node.
+unsafe fn position(node: raw::Node) -> Vec<usize> {
+    unsafe {
+        let mut places = Vec::new();
+        let mut n = node;
+        while !n.is_null() {
+            let mut index = 0;
+            let mut sibling = raw::first_sibling(n);
+            while sibling != n {
+                index += 1;
+                sibling = (*sibling).next;
+            }
+            places.push(index);
+            n = raw::parent(n);
+        }
+        places.reverse();
+        places
+    }
+}
+
+/// The node at `places` (see [`position`]) below the top-level node `head`.
+///
+/// # Safety
+/// `head` must head a valid tree with a node at `places`.
+unsafe fn follow(head: raw::Node, places: &[usize]) -> raw::Node {
+    unsafe {
+        let mut level = head;
+        let mut node = std::ptr::null_mut();
+        for &index in places {
+            node = level;
+            for _ in 0..index {
+                if node.is_null() {
+                    return node;
+                }
+                node = (*node).next;
+            }
+            if node.is_null() {
+                return node;
+            }
+            level = raw::child(node);
+        }
+        node
     }
 }
 
@@ -667,7 +853,10 @@ mod tests {
         let olga = Access::for_user(&running, "olga");
         assert!(!olga.is_unrestricted());
         // Reads: the denied entry goes, the rest stays.
-        let pruned = olga.prune_read(tree(DATA));
+        let pruned = olga
+            .readable(&tree(DATA))
+            .unwrap()
+            .expect("something is hidden");
         let xml = pruned
             .print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
             .unwrap();
@@ -699,6 +888,43 @@ mod tests {
         assert!(other.rpc_allowed("ietf-netconf", "get-config", None));
         assert!(other.check_write(&old, &changed).is_err());
         assert!(Access::unrestricted().check_write(&old, &removed).is_ok());
+        // Nothing to hide: no copy.
+        let nothing_hidden = tree(&DATA.replace("secret", "public"));
+        assert!(olga.readable(&nothing_hidden).unwrap().is_none());
+        assert!(
+            Access::unrestricted()
+                .readable(&tree(DATA))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// /nacm is default-deny-all: hidden from a user without a rule for it, found without a
+    /// walk over every node; with read-default deny, the walk keeps what a rule permits.
+    #[test]
+    fn default_deny_all_and_read_default_deny() {
+        let running = tree(RULES);
+        let olga = Access::for_user(&running, "olga");
+        let both = tree(&format!("{RULES}{DATA}"));
+        let xml = olga
+            .readable(&both)
+            .unwrap()
+            .unwrap()
+            .print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
+            .unwrap();
+        assert!(!xml.contains("<nacm") && xml.contains("open"), "{xml}");
+        let strict = tree(&RULES.replace("<groups>", "<read-default>deny</read-default><groups>"));
+        let olga = Access::for_user(&strict, "olga");
+        let pruned = olga.readable(&tree(DATA)).unwrap();
+        let xml = pruned.map(|t| {
+            t.print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
+                .unwrap()
+        });
+        // Nothing is permitted to read: nothing is left.
+        assert!(
+            xml.as_deref().unwrap_or_default().trim().is_empty(),
+            "{xml:?}"
+        );
     }
 
     #[test]

@@ -99,16 +99,8 @@ impl Datastore {
         // The snapshot's own schema: a reload may replace the datastore's meanwhile.
         let ctx = source.context();
         // What may not be read goes first, so that a filter cannot test it.
-        let readable;
-        let source = if options.access.is_unrestricted() {
-            &*source
-        } else {
-            raw::clear_errors(ctx);
-            readable = options
-                .access
-                .prune_read(source.duplicate().map_err(|_| raw::last_error(ctx))?);
-            &readable
-        };
+        let readable = options.access.readable(&source)?;
+        let source = readable.as_ref().unwrap_or(&source);
         let tree = match super::select(ctx, source, filter)? {
             Some(selected) => selected,
             None => source.duplicate().map_err(|_| raw::last_error(ctx))?,

@@ -56,6 +56,22 @@ pub fn find_xpath<'a, D: Data<'a>>(
     }
 }
 
+/// The parent of a node, null for a top-level one.
+///
+/// # Safety
+/// `node` must be a valid node.
+pub unsafe fn parent(node: Node) -> Node {
+    unsafe { (*node).parent as Node }
+}
+
+/// The first of a node's siblings (the node itself if it is the first).
+///
+/// # Safety
+/// `node` must be a valid node.
+pub unsafe fn first_sibling(node: Node) -> Node {
+    unsafe { ffi::lyd_first_sibling(node) }
+}
+
 /// The first child of an inner node (what libyang's inline `lyd_child()` does).
 ///
 /// # Safety
