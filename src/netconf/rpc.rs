@@ -84,6 +84,7 @@ async fn answer(
         operation,
         session,
         server,
+        access: server.access_for(&session.user),
     };
     let close = operation.is(NS_BASE, "close-session");
     match ops::dispatch(&context).await {

@@ -149,8 +149,7 @@ impl Sink {
         };
         let ctx = self.server.datastore.context();
         let Some(module) = ctx
-            .modules(false)
-            .find(|m| m.is_implemented() && m.namespace() == ns)
+            .get_module_implemented_ns(&ns)
             .map(|m| m.name().to_owned())
         else {
             return true;

@@ -27,12 +27,14 @@ pub struct Call<'a> {
     pub session: &'a SessionState,
     /// Shared server state.
     pub server: &'a NetconfServer,
+    /// What the session's user may do (RFC 8341), read from running once for the whole rpc.
+    pub access: crate::datastore::Access,
 }
 
 impl Call<'_> {
-    /// What this session's user may do now (RFC 8341).
+    /// What this session's user may do (a copy, for work moved off the async threads).
     pub fn access(&self) -> crate::datastore::Access {
-        self.server.access_for(&self.session.user)
+        self.access.clone()
     }
 
     /// Maps a datastore error onto rpc-errors, counting the writes access control refused.
@@ -110,7 +112,7 @@ fn check_exec(call: &Call<'_>) -> Result<(), Vec<RpcError>> {
     if op.is(NS_BASE, "close-session") {
         return Ok(());
     }
-    let access = call.access();
+    let access = &call.access;
     if access.is_unrestricted() {
         return Ok(());
     }
@@ -118,8 +120,7 @@ fn check_exec(call: &Call<'_>) -> Result<(), Vec<RpcError>> {
     let module = if op.ns == NS_BASE || op.ns.is_empty() {
         Some("ietf-netconf".to_owned())
     } else {
-        ctx.modules(false)
-            .find(|m| m.is_implemented() && m.namespace() == op.ns)
+        ctx.get_module_implemented_ns(&op.ns)
             .map(|m| m.name().to_owned())
     };
     // An operation of no module is refused later as unknown.

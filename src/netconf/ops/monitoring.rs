@@ -155,7 +155,7 @@ pub async fn get_schema(call: &Call<'_>) -> OpOutcome {
     let format = param("format").unwrap_or_else(|| "yang".into());
     let format = format.rsplit(':').next().unwrap_or("yang").to_string();
     // A module that access control hides as a whole is not served either.
-    if !call.access().module_readable(&identifier) {
+    if !call.access.module_readable(&identifier) {
         call.server
             .nacm
             .denied_operations
