@@ -193,18 +193,21 @@ pub fn changed_nodes(
     Ok(edits)
 }
 
-/// Adds `node` if the diff gives it an operation, else looks below it.
-fn collect(node: &DataNodeRef<'_>, edits: &mut Vec<ChangedNode>) {
-    let operation = node
-        .meta()
+/// The operation libyang's diff gives `node` (`none`, and no operation, are `None`).
+pub fn diff_operation(node: &DataNodeRef<'_>) -> Option<ChangeOperation> {
+    node.meta()
         .find(|m| m.name() == "operation")
         .and_then(|m| match m.value() {
             "create" => Some(ChangeOperation::Create),
             "delete" => Some(ChangeOperation::Delete),
             "replace" => Some(ChangeOperation::Replace),
             _ => None,
-        });
-    match operation {
+        })
+}
+
+/// Adds `node` if the diff gives it an operation, else looks below it.
+fn collect(node: &DataNodeRef<'_>, edits: &mut Vec<ChangedNode>) {
+    match diff_operation(node) {
         Some(operation) => edits.push(ChangedNode {
             target: InstancePath::of(node),
             operation,

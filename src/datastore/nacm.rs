@@ -28,6 +28,7 @@ use yang5::data::{Data, DataNodeRef, DataTree};
 use yang5::schema::{SchemaNode, SchemaNodeKind};
 use yang5::utils::Binding;
 
+use super::changes::ChangeOperation;
 use super::{DatastoreError, find_xpath, raw};
 
 /// The namespace of ietf-netconf-acm.
@@ -453,15 +454,11 @@ impl Access {
         node: &DataNodeRef<'_>,
         inherited: Option<Operation>,
     ) -> Result<(), DatastoreError> {
-        let own = node
-            .meta()
-            .find(|m| m.name() == "operation")
-            .and_then(|m| match m.value() {
-                "create" => Some(Operation::Create),
-                "delete" => Some(Operation::Delete),
-                "replace" => Some(Operation::Update),
-                _ => None,
-            });
+        let own = super::changes::diff_operation(node).map(|op| match op {
+            ChangeOperation::Create => Operation::Create,
+            ChangeOperation::Delete => Operation::Delete,
+            ChangeOperation::Replace => Operation::Update,
+        });
         let operation = own.or(inherited);
         // A non-presence container means nothing by itself: what is below it is checked.
         // SAFETY: a node of the diff tree, which lives for this call.
@@ -516,10 +513,7 @@ impl Access {
                     .is_none_or(|ops| ops.iter().any(|o| o == operation.name()));
                 operation_matches
                     && match (&rule.kind, target) {
-                        (RuleKind::Any, Target::Rpc(_) | Target::Data(_) | Target::Module) => {
-                            module_matches(rule)
-                        }
-                        (RuleKind::Any, Target::Notification(_)) => module_matches(rule),
+                        (RuleKind::Any, _) => module_matches(rule),
                         (RuleKind::Rpc(name), Target::Rpc(rpc)) => {
                             module_matches(rule) && (name == "*" || name == rpc)
                         }

@@ -7,7 +7,7 @@
 //! (every component's class imported in a VM of its `vm-name`, with the same `sys.path`; no
 //! `setup()` runs). A package that requires a failing one is reported too: it would not load.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -77,11 +77,11 @@ pub async fn check(dir: &Path, schema: &SchemaOptions, exe: PathBuf) -> anyhow::
     );
     let mut set = packages::discover(dir);
     let mut report = Report::default();
-    let mut reported: BTreeMap<String, ()> = BTreeMap::new();
+    let mut reported: BTreeSet<String> = BTreeSet::new();
     for p in &set.packages {
         if !p.status.is_up() {
             report.findings.push(metadata_finding(p));
-            reported.insert(p.name.clone(), ());
+            reported.insert(p.name.clone());
         }
     }
 
@@ -95,14 +95,14 @@ pub async fn check(dir: &Path, schema: &SchemaOptions, exe: PathBuf) -> anyhow::
             .context("the server's own YANG modules do not load")?;
     for (package, message) in &yang_failures {
         report.findings.push(yang_finding(&set, package, message));
-        reported.insert(package.clone(), ());
+        reported.insert(package.clone());
     }
     set.mark_yang_failures(&yang_failures);
     // Those that require a package whose YANG failed.
     for p in &set.packages {
-        if !p.status.is_up() && !reported.contains_key(&p.name) {
+        if !p.status.is_up() && !reported.contains(&p.name) {
             report.findings.push(metadata_finding(p));
-            reported.insert(p.name.clone(), ());
+            reported.insert(p.name.clone());
         }
     }
 
