@@ -163,7 +163,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )
     .await;
     // The bootstrap user is the recovery session of RFC 8341: access control never locks it
-    // out.
+    // out, in NETCONF sessions and in the Python transactions started in its name.
+    if let Some(bootstrap) = options.users.first() {
+        datastore.set_recovery_user(&bootstrap.user);
+    }
     let netconf = Arc::new(
         NetconfServer::new(
             Arc::clone(&datastore),
@@ -172,7 +175,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             options.max_message_size,
             options.hello_timeout,
         )
-        .with_recovery_user(options.users.first().map(|u| u.user.clone()))
         .with_session_limits(options.session_limits),
     );
     netconf

@@ -688,6 +688,16 @@ _active_lock = threading.Lock()
 _active = {}
 
 
+# The user on whose behalf this thread runs an action callback (see ``current_caller``).
+_caller = threading.local()
+
+
+def current_caller():
+    """The ``UserInfo`` of the action callback running in this thread, or None: a transaction
+    started there without a user session runs with that user's rights."""
+    return getattr(_caller, "uinfo", None)
+
+
 class _Active:
     """Marks a callback on ``instance`` as running in this thread (see ``check_self_assign``)."""
 
@@ -842,12 +852,15 @@ def _run_action(call):
     inp = _params.from_json(params["input"], call["input"], action_path)
     out = _params.new(params["output"], action_path)
     uinfo = UserInfo(call.get("user", ""))
+    _caller.uinfo = uinfo
     try:
         with _Active(instance, kp, call.get("alarm")):
             if getattr(method, "_ncs_takes_trans", False):
                 from . import maapi
 
-                with maapi.single_read_trans(uinfo.username, "system") as trans:
+                # The user's read transaction, with their rights, as NSO's action transaction.
+                with maapi.single_read_trans(uinfo.username, uinfo.context) as trans:
+                    uinfo.actx_thandle = trans.th
                     result = method(uinfo, call["name"], kp, inp, out, trans)
             else:
                 result = method(uinfo, call["name"], kp, inp, out)
@@ -858,6 +871,8 @@ def _run_action(call):
             exc_info=exc)
         message = str(exc) or type(exc).__name__
         return False, message
+    finally:
+        _caller.uinfo = None
     if result == CONFD_ERR:
         return False, "the action callback of %s returned CONFD_ERR" % point
     return True, out._to_json()

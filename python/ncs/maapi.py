@@ -4,8 +4,15 @@ Written from NSO's documented behaviour (not copied from NSO). In NSO, :class:`M
 to NSO on which a user session and transactions are started. pyvmd has no socket: every
 operation is one request to the server over the VM's channel (``_ncs._request``), and a
 transaction is the server's handle ``th``. What a :class:`Maapi` keeps is local: the user session
-(recorded only: the server runs every transaction with the VM's rights) and the transactions it
-started, so that ``close()`` finishes them and ``ncs.maagic.get_root(maapi)`` finds the one open.
+and the transactions it started, so that ``close()`` finishes them and
+``ncs.maagic.get_root(maapi)`` finds the one open.
+
+Access control (RFC 8341) applies as in NSO: a transaction of a user session runs with that
+user's rights (what they may not read is not there, a change they may not make fails at
+``apply()`` with ``ERR_ACCESS_DENIED``), unless the session's context is ``'system'``, which is
+never checked; the groups a session names count besides the user's ``/nacm`` groups. A
+transaction started without a user session in the thread of an action callback runs with the
+rights of the user who invoked the action; elsewhere, with the VM's own (unchecked).
 
 Usual use::
 
@@ -118,8 +125,8 @@ class Maapi:
     def start_user_session(self, user, context, groups=(), src_ip="127.0.0.1", src_port=0,
                            proto=_ncs.PROTO_TCP, vendor=None, product=None, version=None,
                            client_id=None):
-        """Starts a user session. pyvmd records the user, context and groups but sends nothing:
-        the server applies no access control per user."""
+        """Starts a user session: the transactions started from now on run with ``user``'s
+        rights, plus those of ``groups`` (none are checked for the context ``'system'``)."""
         self.user = user
         self.context = context
         self.groups = list(groups or ())
@@ -224,6 +231,21 @@ class Session:
         self.maapi.end_user_session()
 
 
+def _session_of(maapi):
+    """The user session a new transaction of ``maapi`` runs in, as the server takes it: the
+    Maapi's own, else that of the action callback running in this thread, else None (the VM's
+    own rights)."""
+    if maapi.user is not None:
+        return {"user": maapi.user, "context": maapi.context or "",
+                "groups": [str(g) for g in maapi.groups]}
+    from . import _vm
+
+    caller = _vm.current_caller()
+    if caller is None:
+        return None
+    return {"user": caller.username, "context": caller.context, "groups": []}
+
+
 class Transaction:
     """A transaction: the server's handle ``th``, and ``maapi``, the :class:`Maapi` it belongs to.
 
@@ -250,6 +272,9 @@ class Transaction:
                 args["no-defaults"] = True
             if _parent is not None:
                 args["parent"] = _parent
+            session = _session_of(maapi)
+            if session is not None:
+                args["session"] = session
             answer = _ncs._request("trans-start", **args)
             self.th = answer["th"]
             self._owned = True

@@ -155,6 +155,8 @@ pub struct Datastore {
     callbacks: std::sync::OnceLock<Arc<dyn CommitCallbacks>>,
     /// Told of every committed change (the event streams).
     listener: std::sync::OnceLock<Arc<dyn changes::ChangeListener>>,
+    /// The user access control never checks (RFC 8341's recovery session).
+    recovery_user: std::sync::OnceLock<String>,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -218,6 +220,7 @@ impl Datastore {
             bookkeeping: bookkeeping::IndexCache::default(),
             callbacks: std::sync::OnceLock::new(),
             listener: std::sync::OnceLock::new(),
+            recovery_user: std::sync::OnceLock::new(),
         })
     }
 
@@ -244,6 +247,21 @@ impl Datastore {
     /// needs one fails as if its point were not registered.
     pub fn set_commit_callbacks(&self, callbacks: Arc<dyn CommitCallbacks>) {
         let _ = self.callbacks.set(callbacks);
+    }
+
+    /// Makes `user` the recovery user, whom access control never checks: the server's
+    /// bootstrap user, the way back in when the rules lock everyone out.
+    pub fn set_recovery_user(&self, user: &str) {
+        let _ = self.recovery_user.set(user.to_owned());
+    }
+
+    /// What `user`, a member of `external_groups` besides the `/nacm` groups, may do now by
+    /// the rules of running: nothing is checked for the recovery user.
+    pub fn access_for(&self, user: &str, external_groups: &[String]) -> Access {
+        if self.recovery_user.get().is_some_and(|r| r == user) {
+            return Access::unrestricted();
+        }
+        Access::for_user_in_groups(&self.running(), user, external_groups)
     }
 
     /// Plugs in what is told of every committed change, from then on.

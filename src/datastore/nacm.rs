@@ -177,6 +177,17 @@ impl Access {
 
     /// The rules for `user` in the configuration `running`.
     pub fn for_user(running: &DataTree<'_>, user: &str) -> Access {
+        Access::for_user_in_groups(running, user, &[])
+    }
+
+    /// The rules for `user`, who also belongs to `external_groups` (the groups a Python user
+    /// session names, RFC 8341's groups from outside `/nacm`; used while
+    /// `enable-external-groups` is true).
+    pub fn for_user_in_groups(
+        running: &DataTree<'_>,
+        user: &str,
+        external_groups: &[String],
+    ) -> Access {
         let leaf = |path: &str| {
             running
                 .find_path(&format!("/{MODULE}:nacm/{path}"))
@@ -188,7 +199,7 @@ impl Access {
         if !enabled {
             return Access::unrestricted();
         }
-        let groups: Vec<String> = find_xpath(running, &format!("/{MODULE}:nacm/groups/group"))
+        let mut groups: Vec<String> = find_xpath(running, &format!("/{MODULE}:nacm/groups/group"))
             .map(|groups| {
                 groups
                     .iter()
@@ -202,6 +213,9 @@ impl Access {
                     .collect()
             })
             .unwrap_or_default();
+        if leaf("enable-external-groups").is_none_or(|v| v == "true") {
+            groups.extend(external_groups.iter().cloned());
+        }
         let mut rules = Vec::new();
         for list in find_xpath(running, &format!("/{MODULE}:nacm/rule-list")).unwrap_or_default() {
             let applies = list.children().any(|c| {

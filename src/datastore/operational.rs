@@ -95,7 +95,15 @@ impl Datastore {
             .current()
             .duplicate()
             .map_err(|_| raw::last_error(self.ctx()))?;
+        // The user's rights are checked on what the changes did to the stored state data.
+        let before = match trans.access().is_unrestricted() {
+            true => None,
+            false => Some(tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?),
+        };
         trans.replay_onto(&mut tree, skip)?;
+        if let Some(before) = before {
+            trans.access().check_write(&before, &tree)?;
+        }
         persist::write_atomically(&self.operational.file, print_stored(&tree)?.as_bytes())?;
         *self
             .operational

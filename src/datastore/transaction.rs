@@ -14,7 +14,7 @@ use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use super::keypath::{self, ResolvedPath};
 use super::services::Journal;
-use super::{Datastore, DatastoreError, DatastoreName, config_validation_flags, raw};
+use super::{Access, Datastore, DatastoreError, DatastoreName, config_validation_flags, raw};
 
 /// One recorded change, by libyang data path.
 #[derive(Debug, Clone)]
@@ -60,6 +60,9 @@ pub struct Transaction {
     journal: Option<Journal>,
     /// NSO's `FLAG_NO_DEFAULTS`: a leaf that is not set reads as [`ElemValue::Default`].
     no_defaults: bool,
+    /// The rights of the user it runs for: `tree` holds only what they may read, and applying
+    /// checks each change (see [`Transaction::restrict`]).
+    access: Access,
 }
 
 impl Datastore {
@@ -76,6 +79,7 @@ impl Datastore {
             changes: Vec::new(),
             journal: None,
             no_defaults: false,
+            access: Access::unrestricted(),
         })
     }
 
@@ -105,7 +109,9 @@ impl Datastore {
         self.check_unlocked(DatastoreName::Running, 0)?;
         raw::clear_errors(self.ctx());
         let running = self.running();
-        let mut tree = if Arc::ptr_eq(&running, &trans.base) {
+        // A restricted transaction's tree lacks what its user may not read: its changes are
+        // replayed onto running instead of its tree becoming running.
+        let mut tree = if Arc::ptr_eq(&running, &trans.base) && !trans.is_restricted() {
             trans
                 .tree
                 .duplicate()
@@ -119,6 +125,7 @@ impl Datastore {
             }
             tree
         };
+        trans.access.check_write(&running, &tree)?;
         tree.validate(config_validation_flags())
             .map_err(|_| raw::last_error(self.ctx()))?;
         let tree = match services {
@@ -127,7 +134,7 @@ impl Datastore {
         };
         let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
         self.commit_running(tree, 0)?;
-        trans.tree = committed;
+        trans.tree = trans.access.readable(&committed)?.unwrap_or(committed);
         trans.base = self.running();
         trans.changes.clear();
         Ok(())
@@ -201,6 +208,7 @@ impl Transaction {
             changes: Vec::new(),
             journal: Some(Journal::default()),
             no_defaults: false,
+            access: Access::unrestricted(),
         }
     }
 
@@ -218,6 +226,7 @@ impl Transaction {
             changes: Vec::new(),
             journal: None,
             no_defaults: false,
+            access: Access::unrestricted(),
         }
     }
 
@@ -235,7 +244,32 @@ impl Transaction {
             changes: Vec::new(),
             journal: None,
             no_defaults: false,
+            access: Access::unrestricted(),
         }
+    }
+
+    /// Runs the transaction with a user's rights (RFC 8341): what they may not read leaves
+    /// the transaction's copy now and after each apply, and applying refuses a change they
+    /// may not make.
+    ///
+    /// # Errors
+    /// Copying the tree failed.
+    pub fn restrict(&mut self, access: Access) -> Result<(), DatastoreError> {
+        if let Some(readable) = access.readable(&self.tree)? {
+            self.tree = readable;
+        }
+        self.access = access;
+        Ok(())
+    }
+
+    /// Whether the transaction holds only what its user may read (see [`Transaction::restrict`]).
+    fn is_restricted(&self) -> bool {
+        !self.access.is_unrestricted()
+    }
+
+    /// The rights of the user the transaction runs for.
+    pub(super) fn access(&self) -> &Access {
+        &self.access
     }
 
     /// Reads unset leaves as [`ElemValue::Default`] (NSO's `FLAG_NO_DEFAULTS`).
@@ -257,6 +291,7 @@ impl Transaction {
             changes: Vec::new(),
             journal: None,
             no_defaults: self.no_defaults,
+            access: self.access.clone(),
         })
     }
 

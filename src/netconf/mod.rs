@@ -41,8 +41,6 @@ pub struct NetconfServer {
     served: std::sync::RwLock<Arc<ServedSchema>>,
     /// The access control counters of `/nacm`.
     pub nacm: Arc<crate::datastore::nacm::Counters>,
-    /// The user whose sessions access control does not check (RFC 8341's recovery session).
-    recovery_user: Option<String>,
     /// How many sessions may be open.
     pub session_limits: sessions::SessionLimits,
 }
@@ -98,7 +96,6 @@ impl NetconfServer {
             hello_timeout,
             served: std::sync::RwLock::new(Arc::new(served)),
             nacm: Arc::default(),
-            recovery_user: None,
             session_limits: sessions::SessionLimits::default(),
         }
     }
@@ -109,19 +106,10 @@ impl NetconfServer {
         self
     }
 
-    /// Makes `user`'s sessions recovery sessions, which access control does not check: the
-    /// server's bootstrap user, the way back in when the rules lock everyone out.
-    pub fn with_recovery_user(mut self, user: Option<String>) -> NetconfServer {
-        self.recovery_user = user;
-        self
-    }
-
-    /// What `user` may do now, by the `/nacm` rules of running.
+    /// What `user` may do now, by the `/nacm` rules of running (nothing is checked for the
+    /// recovery user: see [`Datastore::set_recovery_user`]).
     pub fn access_for(&self, user: &str) -> crate::datastore::Access {
-        if self.recovery_user.as_deref() == Some(user) {
-            return crate::datastore::Access::unrestricted();
-        }
-        crate::datastore::Access::for_user(&self.datastore.running(), user)
+        self.datastore.access_for(user, &[])
     }
 
     /// What is served of the schema now (rebuilt when a reload changed the schema; sessions

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use yang5::schema::{DataValueType, SchemaNode, SchemaNodeKind};
 
 use crate::datastore::keypath;
-use crate::datastore::{Datastore, DatastoreError, ElemValue, Transaction};
+use crate::datastore::{Access, Datastore, DatastoreError, ElemValue, Transaction};
 use crate::vm::protocol::Reply;
 
 /// Produces the operational data documents that an `operational` transaction reads.
@@ -69,6 +69,9 @@ enum Request {
         /// NSO's `FLAG_NO_DEFAULTS`.
         #[serde(default, rename = "no-defaults")]
         no_defaults: bool,
+        /// The user session of the `Maapi` (see [`UserSession`]); none: the VM's own rights.
+        #[serde(default)]
+        session: Option<UserSession>,
     },
     TransFinish {
         th: u64,
@@ -125,6 +128,27 @@ enum Request {
     },
 }
 
+/// A user session of `ncs.maapi` (`start_user_session`, `single_*_trans(user, context)`).
+#[derive(Debug, Deserialize)]
+struct UserSession {
+    user: String,
+    context: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+impl UserSession {
+    /// NSO's rule: a session in the context `system` is the system's own and not checked;
+    /// any other runs with the user's rights, the groups it names added to their `/nacm`
+    /// groups.
+    fn access(&self, datastore: &Datastore) -> Access {
+        match self.context.as_str() {
+            "system" => Access::unrestricted(),
+            _ => datastore.access_for(&self.user, &self.groups),
+        }
+    }
+}
+
 struct Handle {
     trans: Transaction,
     /// Opened by the server for the VM (the upgrade transactions): Python may use it, but the
@@ -171,6 +195,7 @@ fn failure(e: DatastoreError, value_error: &'static str) -> Failure {
         D::DataExists { .. } => "exists",
         D::BadPath { .. } => "badpath",
         D::NotWritable(_) => "not-writable",
+        D::AccessDenied { .. } => "access-denied",
         D::Locked { .. } => "locked",
         D::Validation(_) => value_error,
         _ => "internal",
@@ -334,6 +359,7 @@ impl MaapiSessions {
                 mode,
                 parent,
                 no_defaults,
+                session,
             } => {
                 if self.handles.len() >= MAX_OPEN_TRANSACTIONS {
                     return Err(Failure::badstate(format!(
@@ -350,6 +376,12 @@ impl MaapiSessions {
                 }
                 .map_err(read)?;
                 trans.set_no_defaults(no_defaults);
+                // A transaction in a transaction has the rights of the one it is in.
+                if let (None, Some(session)) = (parent, session) {
+                    trans
+                        .restrict(session.access(&self.datastore))
+                        .map_err(read)?;
+                }
                 let th = self.insert(trans, false);
                 if let Some(handle) = self.handles.get_mut(&th) {
                     handle.parent = parent;

@@ -7,6 +7,9 @@
   ticker's notifications, or read the ticker module's schema.
 
 admin, the bootstrap user, is the recovery session: no rule applies to it.
+
+The package `probe` (written here) runs Python transactions in an action callback, to show that
+they run with the rights of the user who invoked the action, or of the user they name.
 """
 
 import os
@@ -16,12 +19,13 @@ import time
 from ncclient.xml_ import to_ele
 
 from pyvmd_harness import NCS_NS, REPO_DIR, close_quietly, parse, rpc_errors
-from test_runtime import RuntimeTestCase
+from test_runtime import RuntimeTestCase, package, write
 
 SYS_NS = "urn:ietf:params:xml:ns:yang:ietf-system"
 NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 DA_NS = "http://example.com/pyvmd/demo-actions"
 TICK_NS = "http://example.com/pyvmd/ticker"
+PR_NS = "urn:pyvmd-test:probe"
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NS = {"ncs": NCS_NS, "nacm": NACM_NS}
 
@@ -30,7 +34,7 @@ USERS = ('<system xmlns="%s"><authentication>%s</authentication></system>' % (SY
     for u in ("boss", "oper", "lim"))))
 
 RULES = """
-<nacm xmlns="%(nacm)s" xmlns:ncs="%(ncs)s" xmlns:da="%(da)s">
+<nacm xmlns="%(nacm)s" xmlns:ncs="%(ncs)s" xmlns:da="%(da)s" xmlns:pr="%(pr)s">
   <groups>
     <group><name>admins</name><user-name>boss</user-name></group>
     <group><name>operators</name><user-name>oper</user-name></group>
@@ -55,11 +59,14 @@ RULES = """
     <rule><name>no-ticks</name><module-name>ticker</module-name>
       <notification-name>tick</notification-name><access-operations>read</access-operations>
       <action>deny</action></rule>
+    <rule><name>no-secret</name><module-name>probe</module-name>
+      <path>/pr:secret</path><access-operations>*</access-operations>
+      <action>deny</action></rule>
     <rule><name>no-ticker-schema</name><module-name>ticker</module-name>
       <access-operations>read</access-operations><action>deny</action></rule>
   </rule-list>
 </nacm>
-""" % {"nacm": NACM_NS, "ncs": NCS_NS, "da": DA_NS}
+""" % {"nacm": NACM_NS, "ncs": NCS_NS, "da": DA_NS, "pr": PR_NS}
 
 LEVEL = ('<config><python-vm xmlns="%s"><logging><level>%%s</level></logging></python-vm>'
          '</config>' % NCS_NS)
@@ -71,17 +78,81 @@ UPTIME = ('<action xmlns="http://tail-f.com/ns/netconf/actions/1.0"><data>'
 STOP = ('<action xmlns="urn:ietf:params:xml:ns:yang:1"><python-vm xmlns="%s"><stop>'
         '<name>demo-actions</name></stop></python-vm></action>' % NCS_NS)
 
+PROBE_YANG = """
+module probe {
+  yang-version 1.1;
+  namespace "urn:pyvmd-test:probe";
+  prefix pr;
+  import tailf-common { prefix tailf; }
+
+  container secret {
+    leaf code { type string; }
+  }
+  container probe {
+    tailf:action run {
+      tailf:actionpoint probe;
+      input {
+        leaf what { type string; }
+        leaf value { type string; }
+        leaf as-user { type string; }
+        leaf context { type string; }
+        leaf-list group { type string; }
+      }
+      output { leaf result { type string; } }
+    }
+  }
+}
+"""
+
+# what=read: does the action's own transaction see /secret? what=write: set /secret/code in a
+# transaction of a Maapi without a user session (the caller's rights), or of
+# single_write_trans(as-user, context, groups).
+PROBE_PY = """
+import _ncs
+import ncs
+from ncs.application import Application
+from ncs.dp import Action
+
+
+class Probe(Action):
+    @Action.action
+    def cb_action(self, uinfo, name, kp, input, output, trans):
+        try:
+            if input.what == "read":
+                output.result = "seen" if trans.exists("/pr:secret/code") else "hidden"
+                return
+            if input.as_user:
+                opened = ncs.maapi.single_write_trans(input.as_user, input.context,
+                                                      groups=list(input.group))
+            else:
+                opened = ncs.maapi.Maapi().start_write_trans()
+            with opened as t:
+                t.set_elem(input.value, "/pr:secret/code")
+                t.apply()
+            output.result = "written"
+        except _ncs.error.Error as e:
+            output.result = "error %d: %s" % (e.confd_errno, e)
+
+
+class Main(Application):
+    def setup(self):
+        self.register_action("probe", Probe)
+"""
+
 
 class TestNacm(RuntimeTestCase):
     @classmethod
     def write_packages(cls, root, tmp):
         for name in ("demo-actions", "ticker"):
             shutil.copytree(os.path.join(REPO_DIR, "packages", name), os.path.join(root, name))
+        package(root, "probe", [("main", "probe.Main")])
+        write(os.path.join(root, "probe", "src", "yang", "probe.yang"), PROBE_YANG)
+        write(os.path.join(root, "probe", "python", "probe.py"), PROBE_PY)
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.wait_registered(cls, "demo-uptime (action)")
+        cls.wait_registered(cls, "demo-uptime (action)", "probe (action)")
         reply = cls.m.edit_config(target="running", config="<config>%s%s%s</config>" % (
             USERS, RULES, (LEVEL % "level-info")[len("<config>"):-len("</config>")]))
         assert reply.ok, reply.xml
@@ -223,3 +294,47 @@ class TestNacm(RuntimeTestCase):
             self.assertTrue(self.m.edit_config(target="running", config=revoke).ok)
         self.assertDenied(self.sessions["oper"].edit_config(
             target="running", config=LEVEL % "level-info").xml)
+
+    def probe(self, session, what, value="", as_user="", context="", groups=()):
+        reply = session.dispatch(to_ele(
+            '<action xmlns="urn:ietf:params:xml:ns:yang:1"><probe xmlns="%s"><run>'
+            '<what>%s</what><value>%s</value><as-user>%s</as-user><context>%s</context>%s'
+            '</run></probe></action>' % (PR_NS, what, value, as_user, context,
+                                         "".join("<group>%s</group>" % g for g in groups))))
+        self.assertTrue(reply.ok, reply.xml)
+        return parse(reply.xml).findtext(".//{%s}result" % PR_NS)
+
+    def secret(self):
+        data = parse(self.m.get_config(source="running", filter=(
+            "subtree", '<secret xmlns="%s"/>' % PR_NS)).xml)
+        return data.findtext(".//{%s}code" % PR_NS)
+
+    def test_python_transactions_run_with_the_rights_of_the_caller(self):
+        lim, oper, boss = (self.sessions[u] for u in ("lim", "oper", "boss"))
+        self.assertEqual(self.probe(self.m, "write", "s1"), "written")
+        # The action's transaction holds what its caller may read.
+        self.assertEqual(self.probe(lim, "read"), "hidden")
+        self.assertEqual(self.probe(boss, "read"), "seen")
+        self.assertEqual(self.probe(self.m, "read"), "seen")
+        # A transaction started in the callback without a user session writes as the caller.
+        self.assertRegex(self.probe(lim, "write", "s2"), r"^error 3: access denied")
+        self.assertRegex(self.probe(oper, "write", "s2"), r"^error 3: access denied")
+        self.assertEqual(self.secret(), "s1")
+        self.assertEqual(self.probe(boss, "write", "s3"), "written")
+        self.assertEqual(self.secret(), "s3")
+
+    def test_single_write_trans_runs_as_the_user_it_names(self):
+        self.assertRegex(self.probe(self.m, "write", "n1", "lim", "python"), r"^error 3:")
+        self.assertRegex(self.probe(self.m, "write", "n1", "nobody", "python"), r"^error 3:")
+        self.assertNotEqual(self.secret(), "n1")
+        # The context 'system' is never checked (NSO's rule), whoever the user.
+        self.assertEqual(self.probe(self.m, "write", "n2", "lim", "system"), "written")
+        self.assertEqual(self.secret(), "n2")
+        # The groups a user session names count besides the user's /nacm groups.
+        self.assertEqual(self.probe(self.m, "write", "n3", "nobody", "python", ["admins"]),
+                         "written")
+        self.assertEqual(self.secret(), "n3")
+        # The bootstrap user is the recovery session in Python too.
+        self.assertEqual(self.probe(self.sessions["lim"], "write", "n4", "admin", "python"),
+                         "written")
+        self.assertEqual(self.secret(), "n4")
