@@ -217,6 +217,21 @@ struct ServeArgs {
     /// commit that waits for a service callback fails).
     #[arg(long, default_value_t = 240)]
     vm_action_timeout: u64,
+    /// Seconds a stopping Python VM gets for teardown, and a callback that ran past its
+    /// timeout gets to end after TimeoutError, before the VM is killed.
+    #[arg(long, default_value_t = 15)]
+    vm_stop_timeout: u64,
+    /// The resident memory each Python VM may hold, in MiB; a VM over it is killed, alarmed
+    /// and restarted (0: no limit).
+    #[arg(long, default_value_t = 2048)]
+    vm_max_memory_mib: u64,
+    /// The share of a CPU core each Python VM may keep busy, in percent, averaged over
+    /// --vm-cpu-window-secs; a VM over it is killed, alarmed and restarted (0: no limit).
+    #[arg(long, default_value_t = 95)]
+    vm_max_cpu_percent: u64,
+    /// Over how many seconds the CPU use of --vm-max-cpu-percent is averaged.
+    #[arg(long, default_value_t = 120)]
+    vm_cpu_window_secs: u64,
     /// The most each stream's replay log keeps on disk, in MiB (the oldest events go first).
     #[arg(long, default_value_t = 64)]
     replay_max_mib: u64,
@@ -379,6 +394,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         vm_heartbeat: Duration::from_secs(args.vm_heartbeat.max(1)),
         vm_upgrade_timeout: Duration::from_secs(args.vm_upgrade_timeout.max(1)),
         vm_action_timeout: Duration::from_secs(args.vm_action_timeout.max(1)),
+        vm_stop_timeout: Duration::from_secs(args.vm_stop_timeout.max(1)),
+        vm_limits: pyvmd::runtime::limits::VmLimits {
+            max_memory_mib: args.vm_max_memory_mib,
+            max_cpu_percent: args.vm_max_cpu_percent,
+            cpu_window: Duration::from_secs(args.vm_cpu_window_secs.max(1)),
+        },
         replay_limits: pyvmd::notify::ReplayLimits {
             max_bytes: args.replay_max_mib.max(1) << 20,
             max_age: Duration::from_secs(args.replay_max_days.max(1) * 24 * 3600),

@@ -61,6 +61,11 @@ pub struct ServeOptions {
     pub vm_upgrade_timeout: Duration,
     /// How long an action callback may run.
     pub vm_action_timeout: Duration,
+    /// How long a VM may take to tear down, and a cancelled callback to end, before the VM is
+    /// killed.
+    pub vm_stop_timeout: Duration,
+    /// The memory and CPU each VM may use.
+    pub vm_limits: crate::runtime::limits::VmLimits,
     /// How much each stream's replay log keeps.
     pub replay_limits: ReplayLimits,
     /// How many notifications may wait for a subscriber before it is cut off.
@@ -143,10 +148,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             exe: std::env::current_exe().context("finding the pyvmd executable")?,
             log_dir: options.log_dir.clone(),
             start_timeout: options.vm_start_timeout,
-            stop_timeout: Duration::from_secs(15),
+            stop_timeout: options.vm_stop_timeout,
             heartbeat: options.vm_heartbeat,
             upgrade_timeout: options.vm_upgrade_timeout,
             action_timeout: options.vm_action_timeout,
+            limits: options.vm_limits,
         },
         options.packages_dir.clone(),
         packages,

@@ -813,8 +813,43 @@ def _reply(ok, value=None, code=None, message=None):
     return json.dumps(reply)
 
 
+# The calls running now: call id → the ident of the thread that runs it (see ``cancel``).
+_running_calls = {}
+
+
+def cancel(call_id):
+    """The server gave up on call ``call_id`` (it ran past its timeout): raises TimeoutError in
+    the thread that runs it, at its next Python instruction. Code stuck outside Python, or that
+    swallows the exception, is not stopped by this: the server kills the VM if the call has
+    not returned soon after."""
+    import ctypes
+
+    # Under the lock: a call that has ended (and left _running_calls) gets no exception.
+    with _pool_lock:
+        ident = _running_calls.get(call_id)
+        if ident is None:
+            return
+        _log.error("call %s ran past its timeout: raising TimeoutError in it", call_id)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                   ctypes.py_object(TimeoutError))
+
+
 def _run_call(call_id, text):
     """Runs a call (JSON text); the text of its reply."""
+    try:
+        with _pool_lock:
+            _running_calls[call_id] = threading.get_ident()
+        try:
+            return _run_call_here(call_id, text)
+        finally:
+            with _pool_lock:
+                _running_calls.pop(call_id, None)
+    except TimeoutError:
+        # Cancelled just as it ended: its caller has given up on it anyway.
+        return _reply(False, code="callback", message="the call ran past its timeout")
+
+
+def _run_call_here(call_id, text):
     import json
 
     try:

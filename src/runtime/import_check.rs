@@ -30,6 +30,7 @@ pub async fn check_imports(
         heartbeat: CHECK_TIMEOUT,
         upgrade_timeout: CHECK_TIMEOUT,
         action_timeout: CHECK_TIMEOUT,
+        limits: Default::default(),
     };
     let mut problems = Vec::new();
     for group in packages.vm_groups() {

@@ -8,6 +8,7 @@ mod alarms;
 mod callbacks;
 mod config;
 pub mod import_check;
+pub mod limits;
 mod maapi;
 pub mod packages;
 mod status;

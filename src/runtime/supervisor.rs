@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use super::alarms::{ALARM_LIST_PATH, AlarmKey, AlarmList, AlarmType, ManagedObject, Severity};
 use super::config::PythonVmConfig;
+use super::limits::{ResourceWatch, SAMPLE_INTERVAL, VmLimits};
 use super::maapi::{MaapiSessions, OperationalSource, PendingApply};
 use super::packages::OperStatus;
 use super::streams::PackageNotifications;
@@ -93,6 +94,8 @@ pub struct SupervisorOptions {
     pub upgrade_timeout: Duration,
     /// How long an action or service callback may run before its caller gets an error.
     pub action_timeout: Duration,
+    /// The memory and CPU each VM may use before it is stopped as a runaway.
+    pub limits: VmLimits,
 }
 
 struct VmEntry {
@@ -111,6 +114,9 @@ struct VmEntry {
     /// Callbacks sent to the running process and not answered yet, by call id. Dropped when
     /// the process ends, which tells their callers.
     calls: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Calls that ran past their timeout and were cancelled: by when each must have ended
+    /// before the VM is killed, and what it is.
+    overdue: HashMap<u64, (tokio::time::Instant, String)>,
     /// The running process's transactions; the server lends it transactions of its own
     /// (a service callback's) through here.
     maapi: Option<Arc<Mutex<MaapiSessions>>>,
@@ -254,6 +260,8 @@ impl Supervisor {
         timeout: Duration,
     ) -> Result<Reply, CallError> {
         let id = self.last_call.fetch_add(1, Ordering::Relaxed) + 1;
+        let field = |key: &str| call.get(key).and_then(|v| v.as_str()).unwrap_or("?");
+        let what = format!("the {} callback of {}", field("kind"), field("point"));
         let (sender, receiver) = oneshot::channel();
         let commands = {
             let mut vms = self.vms();
@@ -270,7 +278,7 @@ impl Supervisor {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(CallError::Died),
             Err(_) => {
-                self.forget_call(vm, id);
+                self.cancel_call(vm, id, what);
                 Err(CallError::Timeout(timeout))
             }
         }
@@ -328,6 +336,23 @@ impl Supervisor {
         });
     }
 
+    /// Gives up on a call that ran past its timeout: the VM is told to raise TimeoutError in
+    /// it, and killed if the call has not ended within the stop timeout after that (a loop
+    /// that swallows the exception, or code stuck outside Python).
+    fn cancel_call(&self, vm: &str, id: u64, what: String) {
+        let mut vms = self.vms();
+        let Some(entry) = vms.get_mut(vm) else {
+            return;
+        };
+        entry.calls.remove(&id);
+        let Some(commands) = &entry.commands else {
+            return;
+        };
+        let _ = commands.try_send(ToVm::Cancel { id });
+        let deadline = tokio::time::Instant::now() + self.options.stop_timeout;
+        entry.overdue.insert(id, (deadline, what));
+    }
+
     fn forget_call(&self, vm: &str, id: u64) {
         if let Some(entry) = self.vms().get_mut(vm) {
             entry.calls.remove(&id);
@@ -349,6 +374,7 @@ impl Supervisor {
                     wake: Arc::new(tokio::sync::Notify::new()),
                     exit_waiters: Vec::new(),
                     calls: HashMap::new(),
+                    overdue: HashMap::new(),
                     maapi: None,
                     generation: 0,
                     ready: false,
@@ -587,6 +613,7 @@ impl Supervisor {
                 };
                 entry.commands = None;
                 entry.calls.clear();
+                entry.overdue.clear();
                 entry.maapi = None;
                 entry.status.current.clear();
                 for waiter in entry.exit_waiters.drain(..) {
@@ -674,6 +701,10 @@ impl Supervisor {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The id of the ping that is still unanswered, if any.
         let mut pending_ping: Option<u64> = None;
+        let mut resources =
+            ResourceWatch::new(process.child.id().unwrap_or(0), self.options.limits);
+        let mut watchdog = tokio::time::interval(SAMPLE_INTERVAL);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_ping = 0u64;
         loop {
             let message = tokio::select! {
@@ -688,6 +719,17 @@ impl Supervisor {
                     next_ping += 1;
                     pending_ping = Some(next_ping);
                     let _ = process.commands.try_send(ToVm::Ping { id: next_ping });
+                    continue;
+                }
+                _ = watchdog.tick(), if stop_deadline.is_none() => {
+                    let breach = match resources.is_enabled() {
+                        true => resources.check(),
+                        false => None,
+                    };
+                    if let Some(reason) = breach.or_else(|| self.overdue_call(vm)) {
+                        let _ = process.child.kill().await;
+                        return self.runaway(vm, &spec, &reason);
+                    }
                     continue;
                 }
                 m = process.messages.recv() => m,
@@ -844,6 +886,7 @@ impl Supervisor {
                     mark_failed(&mut entry.status, &entry.spec, &message);
                 }
                 FromVm::CallResult { id, reply } => {
+                    entry.overdue.remove(&id);
                     if let Some(caller) = entry.calls.remove(&id) {
                         let _ = caller.send(reply);
                     }
@@ -894,6 +937,40 @@ impl Supervisor {
             &format!("notification source {component} failed: {message}"),
         );
         Reply::ok(serde_json::Value::Null)
+    }
+
+    /// What a call that the VM was told to cancel is, once it has outlived its grace.
+    fn overdue_call(&self, vm: &str) -> Option<String> {
+        let now = tokio::time::Instant::now();
+        let vms = self.vms();
+        let (_, what) = vms
+            .get(vm)?
+            .overdue
+            .values()
+            .find(|(deadline, _)| *deadline <= now)?;
+        Some(format!(
+            "{what} went on running {} s after its timeout and TimeoutError",
+            self.options.stop_timeout.as_secs()
+        ))
+    }
+
+    /// A VM killed for going over a limit: a `package-operation-failure` alarm on each of its
+    /// packages (kept after the restart, unlike the load failure, which the restart clears).
+    fn runaway(&self, vm: &str, spec: &VmSpec, reason: &str) -> Exit {
+        error!(vm, "VM killed: {reason}");
+        for package in &spec.packages {
+            self.alarms.report(
+                AlarmKey {
+                    device: "ncs".into(),
+                    alarm_type: AlarmType::ncs("package-operation-failure"),
+                    managed_object: ManagedObject::package(&package.name),
+                    specific_problem: String::new(),
+                },
+                Severity::Critical,
+                &format!("Python VM {vm} was killed: {reason}"),
+            );
+        }
+        Exit::Failed(format!("killed: {reason}"))
     }
 
     fn exited(&self, vm: &str, stopping: bool, status: &str) -> Exit {

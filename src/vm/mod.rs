@@ -604,6 +604,15 @@ fn read_loop(mut reader: BufReader<UnixStream>, stop: mpsc::Sender<()>) {
                         });
                     }
                 }
+                Ok(Some(ToVm::Cancel { id })) => {
+                    if let Err(e) = py
+                        .import("ncs._vm")
+                        .and_then(|vm| vm.call_method1("cancel", (id,)))
+                    {
+                        let message = format!("cancelling call {id}: {e}");
+                        state.log.write(vmlog::ERROR, MAIN_THREAD, &message);
+                    }
+                }
                 Ok(Some(ToVm::Start(_) | ToVm::Upgrade { .. } | ToVm::Check(_))) => {
                     state.log.write(
                         vmlog::WARNING,

@@ -240,6 +240,12 @@ pub enum ToVm {
         /// `{"kind": "action", "point": ..., ...}`; see `ncs._vm.dispatch`.
         call: serde_json::Value,
     },
+    /// A call ran past its timeout (its caller has had an error): raise `TimeoutError` in
+    /// the thread that runs it, so that a callback caught in a Python loop ends.
+    Cancel {
+        /// The call's id.
+        id: u64,
+    },
     /// Run every component's `teardown()`, answer [`FromVm::Stopped`], and exit.
     Stop,
     /// A liveness check: the VM answers [`FromVm::Pong`] once it holds the GIL, so a VM whose
