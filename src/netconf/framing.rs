@@ -86,7 +86,11 @@ impl FrameDecoder {
     /// Returns the next complete message, `Ok(None)` when more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         let message = match self.framing {
-            Framing::EndOfMessage if self.starts_with_chunk() => self.next_chunked()?,
+            Framing::EndOfMessage if self.starts_with_chunk() => {
+                // What the end-of-message search had scanned is consumed as chunks.
+                self.scanned = 0;
+                self.next_chunked()?
+            }
             Framing::EndOfMessage => self.next_eom()?,
             Framing::Chunked => self.next_chunked()?,
         };
@@ -111,7 +115,10 @@ impl FrameDecoder {
     }
 
     fn next_eom(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        let from = self.scanned.saturating_sub(EOM.len() - 1);
+        let from = self
+            .scanned
+            .min(self.buf.len())
+            .saturating_sub(EOM.len() - 1);
         match find(&self.buf[from..], EOM) {
             Some(pos) => {
                 let end = from + pos;
@@ -268,6 +275,22 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    #[test]
+    fn end_of_message_after_a_chunked_hello_starts_its_search_afresh() {
+        // Found by the framing fuzz target: blank lines searched for the end-of-message marker,
+        // then a hello in chunks consumed them, then one byte: the search started past the end
+        // of the buffer and panicked.
+        let mut dec = FrameDecoder::new(1024);
+        dec.extend(b"\n\n\n\n\n\n\n\n");
+        assert_eq!(dec.next_message(), Ok(None));
+        dec.extend(b"#2\nab\n##\n");
+        assert_eq!(dec.next_message(), Ok(Some(b"ab".to_vec())));
+        dec.extend(b"x");
+        assert_eq!(dec.next_message(), Ok(None));
+        dec.extend(b"]]>]]>");
+        assert_eq!(dec.next_message(), Ok(Some(b"x".to_vec())));
     }
 
     #[test]
