@@ -337,6 +337,7 @@ impl Datastore {
 
     /// Validates a complete configuration given as XML (the inline `<config>` of `validate`).
     pub fn validate_config(&self, config: &str) -> Result<(), DatastoreError> {
+        raw::refuse_nul(config)?;
         raw::clear_errors(self.ctx());
         let tree = DataTree::parse_string(
             self.ctx(),
@@ -419,6 +420,7 @@ impl Datastore {
         if config.trim().is_empty() {
             return Ok((DataTree::new(self.ctx()), None));
         }
+        raw::refuse_nul(config)?;
         let flags = config_parse_flags() | DataParserFlags::NO_VALIDATION;
         let parse = |flags| {
             DataTree::parse_string(

@@ -412,6 +412,21 @@ fn raw_ctx(ctx: &Context) -> *mut ffi::ly_ctx {
     crate::yang::raw_context(ctx)
 }
 
+/// Refuses text that holds a NUL character: libyang takes C strings, and no valid data holds
+/// one (XML has no such character). Text from clients and package code passes here before it
+/// reaches libyang.
+pub fn refuse_nul(text: &str) -> Result<(), DatastoreError> {
+    match text.contains('\0') {
+        false => Ok(()),
+        true => Err(DatastoreError::Validation(vec![ValidationIssue {
+            message: "the data holds a NUL character".into(),
+            path: None,
+            app_tag: None,
+            kind: ValidationKind::Syntax,
+        }])),
+    }
+}
+
 /// Every error libyang recorded on this thread since [`clear_errors`], as one error.
 pub fn last_error(ctx: &Context) -> DatastoreError {
     let mut issues = Vec::new();

@@ -305,6 +305,7 @@ impl Datastore {
 
     /// Parses and validates a complete configuration.
     pub(super) fn parse_config(&self, xml: &str) -> Result<DataTree<'static>, DatastoreError> {
+        raw::refuse_nul(xml)?;
         raw::clear_errors(self.ctx());
         DataTree::parse_string(
             self.ctx(),

@@ -349,6 +349,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn character_references_to_nul_are_not_characters() {
+        // XML 1.0 §4.1: a character reference must name a Char, which NUL is not; libyang,
+        // which takes C strings, must never see one.
+        for doc in [
+            &b"<a>&#0;</a>"[..],
+            b"<a>&#x0;</a>",
+            b"<a b='&#0;'/>",
+            b"<a b='x&#x00;'/>",
+        ] {
+            assert!(parse(doc).is_err(), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
     fn resolves_namespaces_and_attributes() {
         let doc = br#"<?xml version="1.0"?>
 <nc:rpc xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="7" xmlns:x="urn:x">

@@ -777,6 +777,12 @@ impl Supervisor {
             // Transactions are served without the VM table lock (applying one persists the
             // configuration).
             let message = match message {
+                // No request of package code may carry a NUL to libyang (C strings).
+                FromVm::Request { id, request } if holds_nul(&request) => {
+                    let reply = Reply::error("badtype", "a path or value holds a NUL character");
+                    let _ = process.commands.send(ToVm::Reply { id, reply }).await;
+                    continue;
+                }
                 FromVm::Request { id, request }
                     if request.get("op").and_then(|op| op.as_str()) == Some("notify") =>
                 {
@@ -997,6 +1003,17 @@ fn with_source_settings(packages: &[VmPackage], config: &PythonVmConfig) -> Vec<
         }
     }
     packages
+}
+
+/// Whether any string in `value` (keys included) holds a NUL character.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 /// The key of a package's `package-load-failure` alarm.

@@ -42,6 +42,9 @@ module hog {
 
 HOG_PY = """
 import os
+
+import _ncs
+import ncs
 import threading
 import time
 
@@ -62,6 +65,20 @@ class Hog(Action):
         what = input.what
         if what == "pid":
             pass
+        elif what == "nul":
+            # A NUL in a value or path: an error for the package, nothing for the server.
+            results = []
+            for value, path in (("a\\0b", "/ncs:python-vm/logging/level"),
+                                ("level-info", "/ncs:python-vm/logging\\0/level")):
+                try:
+                    with ncs.maapi.single_write_trans("admin", "system") as t:
+                        t.set_elem(value, path)
+                        t.apply()
+                    results.append("written")
+                except _ncs.error.Error as e:
+                    results.append(str(e.confd_errno))
+            output.result = " ".join(results)
+            return
         elif what == "memory":
             # A leak: a MiB at a time, for as long as it is let.
             while True:
@@ -193,3 +210,8 @@ class TestRunawayPackages(RuntimeTestCase):
         self.assert_killed_and_back(before, "went on running 3 s after its timeout")
         # The session that asked is still fine.
         self.assertTrue(self.m.get_config(source="running").ok)
+
+    def test_a_nul_character_from_package_code_is_an_error(self):
+        reply = self.hog("nul")
+        self.assertTrue(reply.ok, reply.xml)
+        self.assertEqual(parse(reply.xml).findtext(".//{%s}result" % HOG), "5 5")
