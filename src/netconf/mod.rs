@@ -5,6 +5,7 @@ pub mod audit;
 pub mod capabilities;
 pub mod error;
 pub mod events;
+pub mod filter;
 pub mod framing;
 pub mod library;
 mod ops;

@@ -35,23 +35,15 @@ pub async fn handle(message: &[u8], session: &SessionState, server: &NetconfServ
     outcome
 }
 
-/// The answer to one message, and what RFC 6022 counts about it.
-async fn answer(
-    message: &[u8],
-    session: &SessionState,
-    server: &NetconfServer,
-) -> (Outcome, &'static [Count]) {
-    const BAD: &[Count] = &[Count::InBadRpc, Count::OutRpcError];
-    let rpc = match xml::parse(message) {
-        Ok(rpc) => rpc,
-        Err(e) => {
-            let error = RpcError::malformed(
-                session.base_1_1,
-                format!("the message is not well-formed XML: {e}"),
-            );
-            return (Outcome::Reply(error_reply(None, &[error])), BAD);
-        }
-    };
+/// Reads the envelope of a message: a well-formed `<rpc>` with a `message-id` and exactly one
+/// operation, or else the complete `<rpc-reply>` with the error (`base_1_1`: the session
+/// speaks base:1.1, which changes the error-tag of a malformed message).
+pub fn envelope(message: &[u8], base_1_1: bool) -> Result<Element, String> {
+    let rpc = xml::parse(message).map_err(|e| {
+        let error =
+            RpcError::malformed(base_1_1, format!("the message is not well-formed XML: {e}"));
+        error_reply(None, &[error])
+    })?;
     if !rpc.is(NS_BASE, "rpc") {
         let error = RpcError::new(
             ErrorType::Rpc,
@@ -59,7 +51,7 @@ async fn answer(
             format!("expected <rpc>, got <{}>", rpc.name),
         )
         .with_info(ErrorInfo::BadElement(rpc.name.clone()));
-        return (Outcome::Reply(error_reply(None, &[error])), BAD);
+        return Err(error_reply(None, &[error]));
     }
     if rpc.attr("message-id").is_none() {
         let error = RpcError::new(
@@ -69,14 +61,29 @@ async fn answer(
         )
         .with_info(ErrorInfo::BadAttribute("message-id".into()))
         .with_info(ErrorInfo::BadElement("rpc".into()));
-        return (Outcome::Reply(error_reply(Some(&rpc), &[error])), BAD);
+        return Err(error_reply(Some(&rpc), &[error]));
     }
-    let mut operations = rpc.elements();
-    let (Some(operation), None) = (operations.next(), operations.next()) else {
-        let error = RpcError::malformed(
-            session.base_1_1,
-            "an <rpc> must contain exactly one operation",
-        );
+    if rpc.elements().count() != 1 {
+        let error = RpcError::malformed(base_1_1, "an <rpc> must contain exactly one operation");
+        return Err(error_reply(Some(&rpc), &[error]));
+    }
+    Ok(rpc)
+}
+
+/// The answer to one message, and what RFC 6022 counts about it.
+async fn answer(
+    message: &[u8],
+    session: &SessionState,
+    server: &NetconfServer,
+) -> (Outcome, &'static [Count]) {
+    const BAD: &[Count] = &[Count::InBadRpc, Count::OutRpcError];
+    let rpc = match envelope(message, session.base_1_1) {
+        Ok(rpc) => rpc,
+        Err(reply) => return (Outcome::Reply(reply), BAD),
+    };
+    // `envelope` checked that there is exactly one.
+    let Some(operation) = rpc.elements().next() else {
+        let error = RpcError::malformed(session.base_1_1, "the <rpc> has no operation");
         return (Outcome::Reply(error_reply(Some(&rpc), &[error])), BAD);
     };
     let context = ops::Call {

@@ -595,13 +595,9 @@ fn load_package(dir: &Path, dir_name: &str) -> Package {
         }
         Err(e) => return broken(None, format!("cannot read: {e}")),
     };
-    let root = match xml::parse(&bytes) {
-        Ok(root) => root,
-        Err(e) => return broken(None, format!("not well-formed XML: {e}")),
-    };
-    let meta = match parse_meta_data(&root) {
+    let meta = match read_meta_data(&bytes) {
         Ok(meta) => meta,
-        Err(reason) => return broken(best_effort_name(&root), reason),
+        Err((name, reason)) => return broken(name, reason),
     };
 
     let python_dir = Some(dir.join("python")).filter(|p| p.is_dir());
@@ -684,6 +680,21 @@ struct MetaData {
     requires: Vec<Requirement>,
     components: Vec<Component>,
     streams: Vec<StreamSpec>,
+}
+
+/// Checks the text of a `package-meta-data.xml`: the package's name, or the reason it is not
+/// usable metadata, in words.
+pub fn check_meta_data(bytes: &[u8]) -> Result<String, String> {
+    read_meta_data(bytes)
+        .map(|meta| meta.name)
+        .map_err(|(_, reason)| reason)
+}
+
+/// Reads the text of a `package-meta-data.xml`; the error is the package's name as far as it
+/// could be read, and the reason.
+fn read_meta_data(bytes: &[u8]) -> Result<MetaData, (Option<String>, String)> {
+    let root = xml::parse(bytes).map_err(|e| (None, format!("not well-formed XML: {e}")))?;
+    parse_meta_data(&root).map_err(|reason| (best_effort_name(&root), reason))
 }
 
 /// Interprets a parsed `package-meta-data.xml`; the error is the reason, in words.

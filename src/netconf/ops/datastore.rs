@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use super::{Call, OpOutcome, blocking};
 use crate::datastore::{
-    DatastoreName, EditOperation, EditRequest, Filter, FilterNode, Source, TestOption,
-    WithDefaults, XPathFilter,
+    DatastoreName, EditOperation, EditRequest, Filter, Source, TestOption, WithDefaults,
+    XPathFilter,
 };
 use crate::netconf::error::{ErrorInfo, ErrorTag, ErrorType, RpcError};
+use crate::netconf::filter::subtree_filter_node;
 use crate::netconf::rpc::OpResult;
 use crate::netconf::xml::{self, Element, NS_BASE};
 
@@ -279,7 +280,7 @@ pub(super) fn parse_filter_element(
         .unwrap_or("subtree");
     match kind {
         "subtree" => Ok(Filter::Subtree(
-            filter.elements().map(filter_node).collect(),
+            filter.elements().map(subtree_filter_node).collect(),
         )),
         "xpath" => {
             let select = filter
@@ -322,30 +323,6 @@ pub(super) fn namespaces_in_scope(call: &Call<'_>, path: &[&Element]) -> Vec<(St
         scope.extend(e.ns_decls.iter().cloned());
     }
     scope
-}
-
-/// A subtree filter element as a filter node.
-pub(super) fn filter_node(e: &Element) -> FilterNode {
-    let text = e.text();
-    let content = (!e.has_elements() && !text.trim().is_empty()).then(|| text.trim().to_string());
-    FilterNode {
-        // No data lives in the base namespace: a filter element there got it by inheritance
-        // from an unqualified <filter>, and means "any namespace", as an un-namespaced one does.
-        ns: (!e.ns.is_empty() && e.ns != NS_BASE).then(|| e.ns.clone()),
-        name: e.name.clone(),
-        content,
-        children: e.elements().map(filter_node).collect(),
-        // Namespace declarations are not attributes; nor is anything in the base namespace,
-        // which ncclient-style requests put on filter elements by inheritance.
-        attributes: e
-            .attrs
-            .iter()
-            .filter(|a| {
-                a.ns != NS_BASE && a.prefix.as_deref() != Some("xmlns") && a.name != "xmlns"
-            })
-            .map(|a| (a.ns.clone(), a.name.clone(), a.value.clone()))
-            .collect(),
-    }
 }
 
 /// Reads the `with-defaults` parameter (RFC 6243 §4.5.1); our basic mode when absent.

@@ -73,7 +73,7 @@ pub async fn get_data(call: &Call<'_>) -> OpOutcome {
         (Some(subtree), None) => Some(Filter::Subtree(
             subtree
                 .elements()
-                .map(super::datastore::filter_node)
+                .map(crate::netconf::filter::subtree_filter_node)
                 .collect::<Vec<FilterNode>>(),
         )),
         (None, Some(xpath)) => Some(Filter::XPath(XPathFilter {
