@@ -157,6 +157,20 @@ pub struct Datastore {
     listener: std::sync::OnceLock<Arc<dyn changes::ChangeListener>>,
     /// The user access control never checks (RFC 8341's recovery session).
     recovery_user: std::sync::OnceLock<String>,
+    /// What users under access control may read of recent snapshots (see
+    /// [`Datastore::readable_view`]).
+    readable_views: Mutex<Vec<ReadableView>>,
+}
+
+/// How many pruned snapshots are kept: a few users reading a datastore that does not change.
+const READABLE_VIEWS: usize = 8;
+
+/// What one user's rules leave readable of one snapshot.
+struct ReadableView {
+    source: Arc<DataTree<'static>>,
+    access: Access,
+    /// The pruned copy, or `source` itself when nothing is hidden.
+    view: Arc<DataTree<'static>>,
 }
 
 /// The parse flags for configuration data from clients and from disk: unknown elements and
@@ -221,6 +235,7 @@ impl Datastore {
             callbacks: std::sync::OnceLock::new(),
             listener: std::sync::OnceLock::new(),
             recovery_user: std::sync::OnceLock::new(),
+            readable_views: Mutex::new(Vec::new()),
         })
     }
 
@@ -262,6 +277,42 @@ impl Datastore {
             return Access::unrestricted();
         }
         Access::for_user_in_groups(&self.running(), user, external_groups)
+    }
+
+    /// What `access` leaves readable of the snapshot `source`. Pruning copies the snapshot,
+    /// which costs about as much as printing it; the copies of recent snapshots are kept, so
+    /// that a user who reads a datastore that has not changed since pays once.
+    fn readable_view(
+        &self,
+        source: &Arc<DataTree<'static>>,
+        access: &Access,
+    ) -> Result<Arc<DataTree<'static>>, DatastoreError> {
+        if access.is_unrestricted() {
+            return Ok(Arc::clone(source));
+        }
+        let views = || self.readable_views.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(view) = views()
+            .iter()
+            .find(|v| Arc::ptr_eq(&v.source, source) && &v.access == access)
+        {
+            return Ok(Arc::clone(&view.view));
+        }
+        let view = match access.readable(source)? {
+            Some(pruned) => Arc::new(pruned),
+            None => Arc::clone(source),
+        };
+        let mut views = views();
+        // A snapshot only the cache still holds can never be asked for again.
+        views.retain(|v| Arc::strong_count(&v.source) > 1);
+        if views.len() >= READABLE_VIEWS {
+            views.remove(0);
+        }
+        views.push(ReadableView {
+            source: Arc::clone(source),
+            access: access.clone(),
+            view: Arc::clone(&view),
+        });
+        Ok(view)
     }
 
     /// Plugs in what is told of every committed change, from then on.

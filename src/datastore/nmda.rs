@@ -99,9 +99,8 @@ impl Datastore {
         // The snapshot's own schema: a reload may replace the datastore's meanwhile.
         let ctx = source.context();
         // What may not be read goes first, so that a filter cannot test it.
-        let readable = options.access.readable(&source)?;
-        let source = readable.as_ref().unwrap_or(&source);
-        let tree = match super::select(ctx, source, filter)? {
+        let source = self.readable_view(&source, &options.access)?;
+        let tree = match super::select(ctx, &source, filter)? {
             Some(selected) => selected,
             None => source.duplicate().map_err(|_| raw::last_error(ctx))?,
         };

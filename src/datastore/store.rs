@@ -294,8 +294,14 @@ impl Datastore {
         defaults: WithDefaults,
         access: &Access,
     ) -> Result<String, DatastoreError> {
-        let snapshot = self.snapshot(datastore);
-        super::select_and_print(snapshot.context(), &snapshot, filter, defaults, access)
+        let snapshot = self.readable_view(&self.snapshot(datastore), access)?;
+        super::select_and_print(
+            snapshot.context(),
+            &snapshot,
+            filter,
+            defaults,
+            &Access::unrestricted(),
+        )
     }
 
     /// The locks held now.
