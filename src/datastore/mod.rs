@@ -290,7 +290,11 @@ impl Datastore {
         if access.is_unrestricted() {
             return Ok(Arc::clone(source));
         }
-        let views = || self.readable_views.lock().unwrap_or_else(|p| p.into_inner());
+        let views = || {
+            self.readable_views
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
         if let Some(view) = views()
             .iter()
             .find(|v| Arc::ptr_eq(&v.source, source) && &v.access == access)

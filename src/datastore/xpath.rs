@@ -211,9 +211,7 @@ pub unsafe fn select(
     filter: &XPathFilter,
 ) -> Result<DataTree<'static>, DatastoreError> {
     let module_of_ns = |ns: &str| {
-        ctx.modules(false)
-            .filter(|m| m.namespace() == ns)
-            .find(|m| m.is_implemented())
+        ctx.get_module_implemented_ns(ns)
             .map(|m| m.name().to_string())
     };
     let top_level_module = |name: &str| {

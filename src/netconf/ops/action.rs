@@ -136,9 +136,8 @@ pub fn is_module_rpc(call: &Call<'_>) -> bool {
     call.server
         .datastore
         .context()
-        .modules(false)
-        .filter(|m| m.is_implemented() && m.namespace() == op.ns)
-        .any(|m| m.rpcs().any(|r| r.name() == op.name))
+        .get_module_implemented_ns(&op.ns)
+        .is_some_and(|m| m.rpcs().any(|r| r.name() == op.name))
 }
 
 /// Runs what `parsed` names: package code for an actionpoint, the datastore for a service
