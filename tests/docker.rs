@@ -13,6 +13,9 @@
 //! ten minutes on two cores, most of it the release build inside the image; a warm one about a
 //! minute.
 
+mod common;
+use common::{ci, free_port};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -23,10 +26,6 @@ use std::time::{Duration, Instant};
 const IMAGE: &str = "pyvmd:test";
 const NCCLIENT_IMAGE: &str = "pyvmd-lab-ncclient:test";
 const YANGCLI_IMAGE: &str = "pyvmd-lab-yangcli:test";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 /// Panics under CI, otherwise prints a notice; returns false so that the caller stops.
 fn missing(what: &str) -> bool {
@@ -125,14 +124,6 @@ fn compose_program() -> Option<Vec<String>> {
     } else {
         None
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
 }
 
 /// The lab under a project name of its own; taken down, volumes included, when dropped.

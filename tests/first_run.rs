@@ -1,19 +1,14 @@
 //! What a new user meets first, with the real binary: starting from any directory, one server
 //! per state directory, a busy port, log level names, and a log readable without a terminal.
 
+mod common;
+use common::free_port;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pyvmd::client::NetconfClient;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `pyvmd serve` in `cwd` with only `args` (every directory default, relative to `cwd`).
 fn serve(cwd: &Path, args: &[&str]) -> Command {

@@ -13,6 +13,9 @@
 //! libFuzzer needs nightly compiler flags; `RUSTC_BOOTSTRAP=1` lets the stable toolchain take
 //! them. `PYVMD_FUZZ_SECONDS` sets the time per target (15 by default).
 
+mod common;
+use common::ci;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -24,10 +27,6 @@ const TARGETS: &[&str] = &[
     "keypath",
     "package_meta_data",
 ];
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 fn cargo_fuzz() -> Command {
     let mut command = Command::new(env!("CARGO"));

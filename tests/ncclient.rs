@@ -16,6 +16,8 @@
 //! Needs `python3` (or `$PYVMD_PYTHON`) with ncclient (`pip install ncclient`). Without it the test
 //! prints a loud notice and passes, except under CI (`CI=true`), where that is a failure.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,8 +29,7 @@ fn ncclient_suite() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     if let Err(why) = check_python(&python) {
-        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        if ci {
+        if common::ci() {
             panic!("CI=true and the ncclient test suite cannot run: {why}");
         }
         // Written to the real stderr, not eprintln!: libtest would hide it for a passing test.

@@ -7,6 +7,9 @@
 //! ncclient, or without pyang, those parts print a loud notice and are left out, except under
 //! CI (`CI=true`), where that is a failure. `.ci/run` installs both.
 
+mod common;
+use common::{ci, free_port};
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -41,10 +44,6 @@ fn output(mut command: Command) -> (Output, String) {
     (out, text)
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
 /// Whether an optional tool is there; without it, a notice (or, under CI, a failure).
 fn have(what: &str, probe: &mut Command) -> bool {
     let ok = probe
@@ -62,14 +61,6 @@ fn have(what: &str, probe: &mut Command) -> bool {
         );
     }
     ok
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `pyvmd serve` that is stopped (SIGTERM) when dropped.

@@ -22,6 +22,9 @@
 //! test prints a loud notice and passes, except under CI (`CI=true`), where that is a failure.
 //! `.ci/run` installs both.
 
+mod common;
+use common::ci;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -91,10 +94,6 @@ fn search_path() -> Vec<PathBuf> {
             .map(|dir| dir.strip_prefix(repo()).unwrap().to_path_buf()),
     );
     path
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// Whether `tool --version` runs. If not: panics under CI, otherwise prints a notice.

@@ -9,6 +9,9 @@
 //! Without yangcli (or python3 with ncclient) the test prints a loud notice and passes, except
 //! under CI (`CI=true`), where that is a failure.
 
+mod common;
+use common::ci;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -57,10 +60,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// Panics under CI, otherwise prints a notice; returns false so that the caller stops.
