@@ -111,7 +111,7 @@ impl Datastore {
         let running = self.running();
         // A restricted transaction's tree lacks what its user may not read: its changes are
         // replayed onto running instead of its tree becoming running.
-        let mut tree = if Arc::ptr_eq(&running, &trans.base) && !trans.is_restricted() {
+        let mut tree = if Arc::ptr_eq(&running, &trans.base) && trans.access.is_unrestricted() {
             trans
                 .tree
                 .duplicate()
@@ -260,11 +260,6 @@ impl Transaction {
         }
         self.access = access;
         Ok(())
-    }
-
-    /// Whether the transaction holds only what its user may read (see [`Transaction::restrict`]).
-    fn is_restricted(&self) -> bool {
-        !self.access.is_unrestricted()
     }
 
     /// The rights of the user the transaction runs for.

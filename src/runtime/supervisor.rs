@@ -933,12 +933,7 @@ impl Supervisor {
             (field("package"), field("component"), field("message"));
         warn!(package, component, "notification source failed: {message}");
         self.alarms.report(
-            AlarmKey {
-                device: "ncs".into(),
-                alarm_type: AlarmType::ncs("package-operation-failure"),
-                managed_object: ManagedObject::package(package),
-                specific_problem: String::new(),
-            },
+            package_operation_failure(package),
             Severity::Critical,
             &format!("notification source {component} failed: {message}"),
         );
@@ -966,12 +961,7 @@ impl Supervisor {
         error!(vm, "VM killed: {reason}");
         for package in &spec.packages {
             self.alarms.report(
-                AlarmKey {
-                    device: "ncs".into(),
-                    alarm_type: AlarmType::ncs("package-operation-failure"),
-                    managed_object: ManagedObject::package(&package.name),
-                    specific_problem: String::new(),
-                },
+                package_operation_failure(&package.name),
                 Severity::Critical,
                 &format!("Python VM {vm} was killed: {reason}"),
             );
@@ -1013,6 +1003,16 @@ fn holds_nul(value: &serde_json::Value) -> bool {
         Value::Array(items) => items.iter().any(holds_nul),
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
         _ => false,
+    }
+}
+
+/// The key of a package's `package-operation-failure` alarm: what its code did at run time.
+fn package_operation_failure(package: &str) -> AlarmKey {
+    AlarmKey {
+        device: "ncs".into(),
+        alarm_type: AlarmType::ncs("package-operation-failure"),
+        managed_object: ManagedObject::package(package),
+        specific_problem: String::new(),
     }
 }
 
