@@ -115,10 +115,7 @@ impl FrameDecoder {
     }
 
     fn next_eom(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        let from = self
-            .scanned
-            .min(self.buf.len())
-            .saturating_sub(EOM.len() - 1);
+        let from = self.scanned.saturating_sub(EOM.len() - 1);
         match find(&self.buf[from..], EOM) {
             Some(pos) => {
                 let end = from + pos;
