@@ -276,7 +276,7 @@ impl Datastore {
         if self.recovery_user.get().is_some_and(|r| r == user) {
             return Access::unrestricted();
         }
-        Access::for_user_in_groups(&self.running(), user, external_groups)
+        Access::for_user(&self.running(), user, external_groups)
     }
 
     /// What `access` leaves readable of the snapshot `source`. Pruning copies the snapshot,

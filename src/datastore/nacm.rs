@@ -175,19 +175,10 @@ impl Access {
         !self.enforced
     }
 
-    /// The rules for `user` in the configuration `running`.
-    pub fn for_user(running: &DataTree<'_>, user: &str) -> Access {
-        Access::for_user_in_groups(running, user, &[])
-    }
-
-    /// The rules for `user`, who also belongs to `external_groups` (the groups a Python user
-    /// session names, RFC 8341's groups from outside `/nacm`; used while
-    /// `enable-external-groups` is true).
-    pub fn for_user_in_groups(
-        running: &DataTree<'_>,
-        user: &str,
-        external_groups: &[String],
-    ) -> Access {
+    /// The rules for `user` in the configuration `running`; the user also belongs to
+    /// `external_groups` (the groups a Python user session names, RFC 8341's groups from
+    /// outside `/nacm`; used while `enable-external-groups` is true).
+    pub fn for_user(running: &DataTree<'_>, user: &str, external_groups: &[String]) -> Access {
         let leaf = |path: &str| {
             running
                 .find_path(&format!("/{MODULE}:nacm/{path}"))
@@ -858,7 +849,7 @@ mod tests {
     #[test]
     fn rules_decide_reads_writes_and_operations() {
         let running = tree(RULES);
-        let olga = Access::for_user(&running, "olga");
+        let olga = Access::for_user(&running, "olga", &[]);
         assert!(!olga.is_unrestricted());
         // Reads: the denied entry goes, the rest stays.
         let pruned = olga
@@ -892,7 +883,7 @@ mod tests {
             "{err}"
         );
         // A user in no group gets the defaults only; the recovery session nothing.
-        let other = Access::for_user(&running, "someone");
+        let other = Access::for_user(&running, "someone", &[]);
         assert!(other.rpc_allowed("ietf-netconf", "get-config", None));
         assert!(other.check_write(&old, &changed).is_err());
         assert!(Access::unrestricted().check_write(&old, &removed).is_ok());
@@ -912,7 +903,7 @@ mod tests {
     #[test]
     fn default_deny_all_and_read_default_deny() {
         let running = tree(RULES);
-        let olga = Access::for_user(&running, "olga");
+        let olga = Access::for_user(&running, "olga", &[]);
         let both = tree(&format!("{RULES}{DATA}"));
         let xml = olga
             .readable(&both)
@@ -922,7 +913,7 @@ mod tests {
             .unwrap();
         assert!(!xml.contains("<nacm") && xml.contains("open"), "{xml}");
         let strict = tree(&RULES.replace("<groups>", "<read-default>deny</read-default><groups>"));
-        let olga = Access::for_user(&strict, "olga");
+        let olga = Access::for_user(&strict, "olga", &[]);
         let pruned = olga.readable(&tree(DATA)).unwrap();
         let xml = pruned.map(|t| {
             t.print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
