@@ -132,9 +132,14 @@ impl Datastore {
             true => self.prepare_commit(&running, Arc::new(tree))?,
             false => Arc::new(tree),
         };
-        let committed = tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?;
+        // The transaction's next copy (what its user may read) is made before the commit:
+        // nothing may fail after it.
+        let committed = match trans.access.readable(&tree)? {
+            Some(pruned) => pruned,
+            None => tree.duplicate().map_err(|_| raw::last_error(self.ctx()))?,
+        };
         self.commit_running(tree, 0)?;
-        trans.tree = trans.access.readable(&committed)?.unwrap_or(committed);
+        trans.tree = committed;
         trans.base = self.running();
         trans.changes.clear();
         Ok(())
