@@ -301,12 +301,18 @@ impl Datastore {
         {
             return Ok(Arc::clone(&view.view));
         }
+        // A snapshot that nobody else holds (the tree with state data that `<get-data>` builds
+        // for one request) can never be asked for again: it is not kept, and one only the
+        // cache still holds is dropped.
+        let asked_again = Arc::strong_count(source) > 1;
         let view = match access.readable(source)? {
             Some(pruned) => Arc::new(pruned),
             None => Arc::clone(source),
         };
+        if !asked_again {
+            return Ok(view);
+        }
         let mut views = views();
-        // A snapshot only the cache still holds can never be asked for again.
         views.retain(|v| Arc::strong_count(&v.source) > 1);
         if views.len() >= READABLE_VIEWS {
             views.remove(0);
