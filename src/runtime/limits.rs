@@ -54,31 +54,27 @@ impl ResourceWatch {
         }
     }
 
-    /// Whether there is anything to watch.
-    pub fn is_enabled(&self) -> bool {
-        self.limits.max_memory_mib > 0 || self.limits.max_cpu_percent > 0
-    }
-
     /// Takes a sample; the limit the VM went over, in words, if it did. A process that is gone
     /// is over no limit (its exit is reported on its own).
     pub fn check(&mut self) -> Option<String> {
+        if self.limits.max_memory_mib == 0 && self.limits.max_cpu_percent == 0 {
+            return None;
+        }
         let now = Instant::now();
-        if self.limits.max_memory_mib > 0
-            && let Some(rss) = resident_bytes(self.pid)
-            && rss > self.limits.max_memory_mib << 20
+        let usage = usage(self.pid)?;
+        if self.limits.max_memory_mib > 0 && usage.resident_bytes > self.limits.max_memory_mib << 20
         {
             return Some(format!(
                 "its resident memory reached {} MiB, over the limit of {} MiB",
-                rss >> 20,
+                usage.resident_bytes >> 20,
                 self.limits.max_memory_mib
             ));
         }
         if self.limits.max_cpu_percent == 0 {
             return None;
         }
-        let cpu = cpu_seconds(self.pid)?;
-        self.samples.push_back((now, cpu));
-        self.cpu_over_limit(now, cpu)
+        self.samples.push_back((now, usage.cpu_seconds));
+        self.cpu_over_limit(now, usage.cpu_seconds)
     }
 
     /// Judges the average over the window that ends with the sample (`now`, `cpu`), once the
@@ -105,23 +101,26 @@ impl ResourceWatch {
     }
 }
 
-/// The resident set size of `pid`, from `/proc/<pid>/statm`.
-fn resident_bytes(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
+/// What a process uses, as one read of `/proc/<pid>/stat` tells.
+#[derive(Debug)]
+struct Usage {
+    /// The resident set size.
+    resident_bytes: u64,
+    /// The user and system CPU time used so far.
+    cpu_seconds: f64,
 }
 
-/// The user and system CPU time `pid` has used, in seconds, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+/// What `pid` uses now; `None` when the process is gone.
+fn usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name, in parentheses, may hold spaces: fields count from after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / clock_ticks() as f64)
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // utime, stime and rss are fields 14, 15 and 24 of the line; `fields` starts at field 3.
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(Usage {
+        resident_bytes: field(24)? * page_size(),
+        cpu_seconds: (field(14)? + field(15)?) as f64 / clock_ticks() as f64,
+    })
 }
 
 fn page_size() -> u64 {
@@ -142,10 +141,18 @@ mod tests {
 
     #[test]
     fn reads_its_own_process() {
-        let me = std::process::id();
-        assert!(resident_bytes(me).is_some_and(|b| b > 0));
-        assert!(cpu_seconds(me).is_some());
-        assert_eq!(resident_bytes(u32::MAX), None);
+        let me = usage(std::process::id()).expect("this process's usage");
+        // The same figure as /proc/<pid>/statm's, the other place that has it.
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let statm_bytes = pages * page_size();
+        assert!(me.resident_bytes > 0);
+        assert!(
+            me.resident_bytes.abs_diff(statm_bytes) < 16 << 20,
+            "{me:?} vs {statm_bytes}"
+        );
+        assert!(me.cpu_seconds >= 0.0);
+        assert!(usage(u32::MAX).is_none());
     }
 
     #[test]

@@ -722,11 +722,7 @@ impl Supervisor {
                     continue;
                 }
                 _ = watchdog.tick(), if stop_deadline.is_none() => {
-                    let breach = match resources.is_enabled() {
-                        true => resources.check(),
-                        false => None,
-                    };
-                    if let Some(reason) = breach.or_else(|| self.overdue_call(vm)) {
+                    if let Some(reason) = resources.check().or_else(|| self.overdue_call(vm)) {
                         let _ = process.child.kill().await;
                         return self.runaway(vm, &spec, &reason);
                     }
